@@ -1,0 +1,113 @@
+"""Every configuration key jaxpara knows, each with a one-line comment.
+
+Paper configs start from `get_config()` here and override values; they never add
+keys (STYLE convention 2). `python -m jaxpara.main` locks the config, so a
+mistyped `--config.x.y=...` fails before anything is compiled, naming the key.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # Base PRNG seed: init, dropout, shuffling, synthetic corpus.
+    c.num_seeds = 1  # Seeds per fold; seed s of a protocol run uses `seed + s`.
+
+    # ---------------------------------------------------------------- data
+    c.data = ml_collections.ConfigDict()
+    c.data.corpus = "iemocap"  # ccs | icbhi | iemocap | fau_aibo | manifest.
+    c.data.root = ""  # Local corpus folder (manifest: CSV file); '' = synthetic.
+    c.data.sample_rate = 16000  # Working sample rate in Hz; audio is resampled.
+    c.data.improvised_only = False  # IEMOCAP: keep improvised dialogues only.
+    c.data.on_error = "raise"  # Unreadable training files: raise | skip (counted).
+    c.data.cache = True  # Cache extracted features under <workdir>/cache.
+    c.data.shuffle_buffer = 4096  # tf.data shuffle buffer (segments).
+
+    c.data.synthetic = ml_collections.ConfigDict()
+    c.data.synthetic.num_speakers = 10  # Emotion corpora: speakers (even: m/f).
+    c.data.synthetic.utterances_per_speaker = 40  # Emotion corpora: per speaker.
+    c.data.synthetic.num_recordings = 60  # Respiratory / cough: audio files.
+    c.data.synthetic.difficulty = 0.5  # 0 = trivially separable .. 1 = chance.
+    c.data.synthetic.snr_db = 20.0  # Background noise level.
+
+    c.data.vad = ml_collections.ConfigDict()
+    c.data.vad.enabled = False  # Trim leading/trailing non-speech (webrtcvad).
+    c.data.vad.aggressiveness = 2  # webrtcvad mode 0-3.
+    c.data.vad.frame_ms = 30  # VAD frame length: 10, 20 or 30 ms.
+
+    c.data.bandpass = ml_collections.ConfigDict()
+    c.data.bandpass.enabled = False  # Butterworth band-pass (card C2).
+    c.data.bandpass.low_hz = 100.0  # Lower edge in Hz.
+    c.data.bandpass.high_hz = 2000.0  # Upper edge; >= Nyquist -> high-pass.
+    c.data.bandpass.order = 5  # Filter order.
+
+    c.data.features = ml_collections.ConfigDict()
+    c.data.features.kind = "log_mel"  # log_mel | stft (log-compressed magnitude).
+    c.data.features.n_mels = 40  # Mel bands (log_mel).
+    c.data.features.win_ms = 25.0  # Analysis window (Hamming) in ms.
+    c.data.features.hop_ms = 10.0  # Frame shift in ms.
+    c.data.features.n_fft = 0  # FFT size; 0 = window length in samples.
+    c.data.features.fmin = 0.0  # Lowest mel frequency in Hz.
+    c.data.features.fmax = 0.0  # Highest mel frequency; 0 = Nyquist.
+    c.data.features.log_floor = 1e-6  # log(x + floor).
+    c.data.features.deltas = True  # 3 channels [static, delta, delta-delta].
+    c.data.features.delta_width = 5  # Regression window (N = 2 -> width 5).
+
+    c.data.segment = ml_collections.ConfigDict()
+    c.data.segment.length = 300  # Segment length in frames.
+    c.data.segment.hop = 300  # Hop between segments in frames.
+    c.data.segment.min_frames = 100  # Shorter tails dropped unless only segment.
+    c.data.segment.mode = "all"  # all | first (crop/pad utterance to one segment).
+
+    c.data.normalise = True  # Per (bin, channel) z-norm with training stats.
+
+    # ------------------------------------------------------------ protocol
+    c.protocol = ml_collections.ConfigDict()
+    c.protocol.name = "predefined"  # predefined | loso_session | loso_speaker.
+    c.protocol.folds = ""  # Comma-separated fold names to run; '' = all.
+    c.protocol.validation_fraction = 0.3  # Holdout of train subjects (predefined).
+
+    # --------------------------------------------------------------- model
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "acrnn"  # Key of jaxpara.models.MODELS.
+    c.model.num_classes = 0  # 0 = from the corpus.
+    c.model.dropout = 0.2  # Dropout rate of the dense head.
+    c.model.conv_features = (32, 64)  # CNN block widths.
+    c.model.frame_features = 256  # Per-frame dense width before the LSTM.
+    c.model.lstm_features = 128  # LSTM units per direction.
+    c.model.bidirectional = False  # BLSTM instead of LSTM.
+    c.model.attention_features = 64  # Temporal attention width.
+    c.model.head_features = 64  # Dense head width.
+    c.model.dtype = "float32"  # Compute dtype: float32 | bfloat16.
+
+    # ---------------------------------------------------------------- mesh
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # Devices on the data-parallel axis; -1 = all devices.
+
+    # ------------------------------------------------------------ training
+    c.train = ml_collections.ConfigDict()
+    c.train.num_epochs = 30  # Passes over the training segments.
+    c.train.batch_size = 64  # Global batch size (segments).
+    c.train.eval_batch_size = 128  # Global evaluation batch size.
+    c.train.optimizer = "nadam"  # adam | nadam.
+    c.train.learning_rate = 1e-3  # Peak learning rate.
+    c.train.lr_decay = 0.0  # Per-step decay: lr / (1 + decay * step).
+    c.train.weight_decay = 0.0  # Decoupled weight decay (0 = off).
+    c.train.grad_clip = 0.0  # Global-norm clipping (0 = off).
+    c.train.class_weights = False  # Cross-entropy weights N / N_k.
+    c.train.plateau_patience = 0  # Reduce-on-plateau patience in evals (0 = off).
+    c.train.plateau_factor = 0.1  # Reduce-on-plateau factor.
+    c.train.early_stopping = 0  # Stop after this many evals w/o gain (0 = off).
+    c.train.eval_every_epochs = 1  # Validation interval in epochs.
+    c.train.checkpoint_every_steps = 200  # Periodic checkpoint interval.
+    c.train.log_every_steps = 20  # Progress / scalar logging interval.
+    c.train.max_steps = 0  # Stop after this many steps (0 = no limit).
+
+    # ---------------------------------------------------------- evaluation
+    c.eval = ml_collections.ConfigDict()
+    c.eval.aggregation = "vote"  # Segment -> utterance: vote | mean | max.
+    c.eval.positive_label = ""  # Binary tasks: SE/SP/CI w.r.t. this class.
+    c.eval.icbhi_normal_label = ""  # ICBHI score w.r.t. this normal class.
+    c.eval.bootstrap = 1000  # Bootstrap draws for the UAR 95% CI.
+    c.eval.baseline = False  # Also fit a logistic-regression baseline.
+    return c

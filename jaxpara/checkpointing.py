@@ -1,0 +1,109 @@
+"""Thin orbax wrapper: the only module that names orbax (STYLE 11).
+
+A run keeps two managers in its workdir: `checkpoints/latest` (periodic, a
+few kept) and `checkpoints/best` (the best validation UAR so far, one kept).
+Each checkpoint holds the train state (a pytree of arrays, restored against an
+abstract state built with `jax.eval_shape`, so shardings are preserved) and a
+JSON dict with the host-side loop state (epoch, best metric, history).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class _QuietOrbax(logging.Filter):
+    """Orbax logs every save/restore at INFO; keep the training log readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+logging.getLogger("absl").addFilter(_QuietOrbax())
+
+
+class Checkpointer:
+    """Saves and restores (train state, JSON metadata) pairs by step."""
+
+    def __init__(self, directory: str, *, max_to_keep: int = 2):
+        self.directory = os.path.abspath(directory)
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+            ),
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, meta: dict) -> bool:
+        """Saves `state` and `meta` at `step`; a step already saved is kept.
+
+        Returns:
+          True if a new checkpoint was written.
+        """
+        if step in self._manager.all_steps():
+            return False
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+        )
+        self._manager.wait_until_finished()
+        return True
+
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+        """Restores (state, meta) at `step` (default: latest).
+
+        Args:
+          abstract_state: pytree of `jax.ShapeDtypeStruct` (with shardings),
+            usually from `jax.eval_shape`, giving structure, dtypes and layout.
+          step: the step to restore; None = the latest.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return restored["state"], dict(restored["meta"])
+
+    def restore_arrays(self, step: int | None = None) -> tuple[Any, dict]:
+        """Restores (state as nested dicts of host arrays, meta) without a target.
+
+        For inspection (tests, reports); training restores with `restore`.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()
+            ),
+        )
+        return restored["state"], dict(restored["meta"])
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs (with shardings) of a concrete pytree of arrays."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree
+    )

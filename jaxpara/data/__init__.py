@@ -1,0 +1,1 @@
+"""Corpora, splits and the tf.data input pipeline."""

@@ -1,0 +1,222 @@
+"""Residual CNN front-end and the ACRNN (card C1's ACRNN branch, Chen et al. 2018).
+
+Padding contract: `frames[b]` real frames lead each segment and the rest is
+zero padding. The front-end zeroes every feature map beyond the valid length
+before each convolution and excludes padded positions from BatchNorm's batch
+statistics, so a conv at the last real frame sees the same zeros as SAME
+padding of an unpadded segment would give it. Pooling uses SAME windows (ceil),
+the valid length after a time pool of p is ceil(frames / p), and because pooled
+inputs are post-ReLU (>= 0) a window straddling the boundary returns its real
+maximum. Together: logits do not depend on the padded tail, in eval and in
+train mode.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpara.models.attention import TemporalAttention, sequence_mask
+from jaxpara.models.recurrent import LSTM, BiLSTM
+
+Dtype = Any
+
+
+def _zero_padding(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Zeroes [batch, time, freq, channels] features where mask [batch, time] is False."""
+    return jnp.where(mask[:, :, None, None], x, jnp.zeros((), x.dtype))
+
+
+class ResidualBlock(nn.Module):
+    """conv -> BN -> ReLU (= a) -> conv -> BN -> + a -> ReLU, padding-aware.
+
+    The skip is the first conv's activated output, which already has the
+    block's width, so no projection is needed. Convs have no bias (BN follows).
+    BatchNorm momentum 0.9 (flax imagenet): the corpora are small.
+
+    Attributes:
+        features: output channels.
+        kernel_size: conv kernel (time, freq).
+        dtype: compute dtype (weights float32).
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, mask: jax.Array, *, train: bool):
+        """Runs the block.
+
+        Args:
+            inputs: [batch, time, freq, channels], zero on padded frames.
+            mask: [batch, time] bool, True on real frames.
+            train: BatchNorm uses (masked) batch statistics.
+
+        Returns:
+            [batch, time, freq, features], zero on padded frames.
+        """
+        bn_mask = mask[:, :, None, None]
+        conv = functools.partial(
+            nn.Conv, self.features, self.kernel_size, use_bias=False, dtype=self.dtype
+        )
+        norm = functools.partial(
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=0.9,
+            dtype=self.dtype,
+        )
+        skip = nn.relu(norm(name="bn0")(conv(name="conv0")(inputs), mask=bn_mask))
+        skip = _zero_padding(skip, mask)
+        x = norm(name="bn1")(conv(name="conv1")(skip), mask=bn_mask)
+        return _zero_padding(nn.relu(x + skip), mask)
+
+
+class ConvFrontEnd(nn.Module):
+    """Residual conv blocks, each followed by max pooling (card C1's shared CNN).
+
+    Defaults give [batch, T, F, C] -> [batch, ceil(T/2), ceil(F/4), 64]
+    (exactly T/2, F/4 for even T and F divisible by 4).
+
+    Attributes:
+        features: output channels of each `ResidualBlock`.
+        pools: (time, freq) max-pool window = stride after each block.
+        kernel_size: conv kernel (time, freq).
+        dtype: compute dtype (weights float32).
+    """
+
+    features: Sequence[int] = (32, 64)
+    pools: Sequence[tuple[int, int]] = ((2, 2), (1, 2))
+    kernel_size: tuple[int, int] = (3, 3)
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None, *, train: bool
+    ) -> tuple[jax.Array, jax.Array]:
+        """Runs the blocks.
+
+        Args:
+            inputs: [batch, time, freq, channels] features.
+            mask: optional [batch, time] bool, True on real frames (a prefix).
+            train: BatchNorm uses batch statistics (and updates 'batch_stats').
+
+        Returns:
+            (features [batch, time', freq', features[-1]] in `dtype`, zero on
+            padded frames; mask [batch, time'] of the pooled valid frames).
+        """
+        if len(self.pools) != len(self.features):
+            raise ValueError(
+                f"ConvFrontEnd: {len(self.features)} blocks but "
+                f"{len(self.pools)} pools."
+            )
+        if mask is None:
+            mask = jnp.ones(inputs.shape[:2], bool)
+        x = _zero_padding(inputs.astype(self.dtype), mask)
+        for block, (width, pool) in enumerate(
+            zip(self.features, self.pools, strict=True)
+        ):
+            x = ResidualBlock(
+                width, self.kernel_size, dtype=self.dtype, name=f"block{block}"
+            )(x, mask, train=train)
+            pool = tuple(pool)
+            x = nn.max_pool(x, pool, strides=pool, padding="SAME")
+            # A pooled frame is real if any frame in its window is: ceil(len / p).
+            mask = (
+                nn.max_pool(
+                    mask[:, :, None].astype(jnp.float32),
+                    pool[:1],
+                    strides=pool[:1],
+                    padding="SAME",
+                )[:, :, 0]
+                > 0.0
+            )
+        return x, mask
+
+
+class ACRNN(nn.Module):
+    """Attention CRNN: CNN -> per-frame dense -> (Bi)LSTM -> temporal attention.
+
+    inputs [B, T, F, C] -> ConvFrontEnd [B, T', F', C'] -> reshape
+    [B, T', F'*C'] -> Dense(frame_features) + ReLU -> (Bi)LSTM(lstm_features)
+    over the valid length ceil(frames / 2) (clipped to >= 1) -> TemporalAttention
+    (sown as intermediates['temporal_attention']) -> Dense(head_features) + ReLU
+    + Dropout -> Dense(num_classes).
+
+    Attributes:
+        num_classes: number of logits K.
+        conv_features: front-end block widths; the first block pools 2x2, the
+            others 1x2 (frequency only).
+        frame_features: width of the per-frame dense layer.
+        lstm_features: LSTM units per direction.
+        bidirectional: BiLSTM instead of a forward LSTM.
+        attention_features: width of the attention's tanh layer.
+        head_features: width of the dense head.
+        dropout: dropout rate after the dense head.
+        dtype: compute dtype (float32 | bfloat16); weights, BN statistics,
+            attention weights and logits stay float32.
+    """
+
+    num_classes: int
+    conv_features: Sequence[int] = (32, 64)
+    frame_features: int = 256
+    lstm_features: int = 128
+    bidirectional: bool = False
+    attention_features: int = 64
+    head_features: int = 64
+    dropout: float = 0.2
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        frames: jax.Array | None = None,
+        gender: jax.Array | None = None,
+        *,
+        train: bool,
+    ) -> jax.Array:
+        """Classifies a batch of segments.
+
+        Args:
+            inputs: [batch, time, freq, channels] normalised features,
+                zero-padded at the end.
+            frames: optional [batch] int number of real frames per segment;
+                None = all `time` frames are real.
+            gender: optional [batch] int; accepted and ignored.
+            train: BatchNorm batch statistics and dropout (rng 'dropout').
+
+        Returns:
+            [batch, num_classes] float32 logits.
+        """
+        del gender  # ACRNN does not condition on speaker gender.
+        batch, time = inputs.shape[:2]
+        if frames is None:
+            mask = jnp.ones((batch, time), bool)
+        else:
+            mask = sequence_mask(frames, time)
+        pools = ((2, 2),) + ((1, 2),) * (len(self.conv_features) - 1)
+        x, mask = ConvFrontEnd(
+            tuple(self.conv_features), pools, dtype=self.dtype, name="cnn"
+        )(inputs, mask, train=train)
+        lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
+        mask = sequence_mask(lengths, x.shape[1])
+
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+        x = nn.relu(nn.Dense(self.frame_features, dtype=self.dtype, name="frame")(x))
+        rnn_cls = BiLSTM if self.bidirectional else LSTM
+        x, _ = rnn_cls(self.lstm_features, dtype=self.dtype, name="lstm")(x, lengths)
+        pooled, alpha = TemporalAttention(
+            self.attention_features, dtype=self.dtype, name="attention"
+        )(x, mask)
+        self.sow("intermediates", "temporal_attention", alpha)
+
+        x = nn.relu(nn.Dense(self.head_features, dtype=self.dtype, name="head")(pooled))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
+        return logits.astype(jnp.float32)

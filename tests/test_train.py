@@ -1,0 +1,213 @@
+"""End-to-end engine tests on a tiny synthetic corpus and the tiny ACRNN."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from configs import demo
+from jaxpara.data import corpora
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory):
+    """A tiny synthetic IEMOCAP-layout corpus shared by the tests here."""
+    cfg = tiny_config("")
+    return corpora.generate_synthetic(
+        "iemocap", str(tmp_path_factory.mktemp("corpus")), cfg.data.synthetic, seed=0
+    )
+
+
+def tiny_config(root: str):
+    c = demo.get_config()
+    c.data.root = root
+    c.data.synthetic.num_speakers = 4
+    c.data.synthetic.utterances_per_speaker = 12
+    c.data.segment.length = 60
+    c.data.segment.hop = 60
+    c.data.segment.min_frames = 30
+    c.protocol.folds = "Session2"
+    c.model.name = "_acrnn_tiny"
+    c.train.batch_size = 8
+    c.train.eval_batch_size = 16
+    c.train.num_epochs = 2
+    c.train.log_every_steps = 1
+    c.eval.bootstrap = 50
+    return c
+
+
+def _overrides(root: str, **extra) -> list[str]:
+    """Command-line flags that turn configs/demo.py into `tiny_config`."""
+    flags = {
+        "data.root": root,
+        "data.synthetic.num_speakers": 4,
+        "data.synthetic.utterances_per_speaker": 12,
+        "data.segment.length": 60,
+        "data.segment.hop": 60,
+        "data.segment.min_frames": 30,
+        "protocol.folds": "Session2",
+        "model.name": "_acrnn_tiny",
+        "train.batch_size": 8,
+        "train.eval_batch_size": 16,
+        "train.num_epochs": 2,
+        "train.log_every_steps": 1,
+        "eval.bootstrap": 50,
+        **extra,
+    }
+    return [f"--config.{k}={v}" for k, v in flags.items()]
+
+
+def _main_cmd(workdir, root, **extra):
+    return [
+        sys.executable,
+        "-m",
+        "jaxpara.main",
+        "--config=configs/demo.py",
+        f"--workdir={workdir}",
+        *_overrides(root, **extra),
+    ]
+
+
+def _env(devices: int = 1):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = REPO
+    return env
+
+
+def test_end_to_end_results_schema(corpus_root, tmp_path):
+    from jaxpara import train
+    from jaxpara.data import splits
+
+    cfg = tiny_config(corpus_root)
+    results = train.train_and_evaluate(cfg, str(tmp_path))
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["splits"].keys() == results["splits"].keys()
+    assert on_disk["model"]["name"] == "_acrnn_tiny"
+    assert on_disk["model"]["num_params"] > 0
+    # Every utterance of every split gets exactly one prediction.
+    corpus = corpora.read_corpus("iemocap", corpus_root)
+    (fold,) = splits.build_folds(corpus, cfg.protocol)
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    for name, examples in fold.items():
+        rep = on_disk["splits"][name]
+        assert rep["n_utterances"] == len(examples)
+        assert np.asarray(rep["confusion_matrix"]).sum() == len(examples)
+        ids = [r["utterance_id"] for r in rows if r["split"] == name]
+        assert sorted(ids) == sorted(e.utterance_id for e in examples)
+        assert 0.0 <= rep["uar"] <= 1.0 and 0.0 <= rep["wa"] <= 1.0
+        assert rep["labels"] == list(corpus.labels)
+    assert 0.0 <= on_disk["splits"]["test"]["baseline_uar"] <= 1.0
+    posteriors = np.array(
+        [[float(r[f"p_{k}"]) for k in corpus.labels] for r in rows], np.float64
+    )
+    np.testing.assert_allclose(posteriors.sum(1), 1.0, atol=1e-4)
+    # TensorBoard event files were written.
+    assert any(f.startswith("events.out") for f in os.listdir(tmp_path / "logs"))
+
+
+def test_one_device_equals_eight(corpus_root, tmp_path):
+    from jaxpara import train
+
+    logs = {}
+    for n in (1, 8):
+        cfg = tiny_config(corpus_root)
+        cfg.mesh.data = n
+        cfg.eval.baseline = False
+        train.train_and_evaluate(cfg, str(tmp_path / f"d{n}"))
+        fold = json.loads((tmp_path / f"d{n}" / "fold_result.json").read_text())
+        logs[n] = np.array([x["loss"] for x in fold["train_log"]])
+    assert len(logs[1]) == len(logs[8]) > 3
+    np.testing.assert_allclose(logs[1], logs[8], rtol=1e-4, atol=1e-4)
+
+
+def test_config_typo_fails_before_compiling(tmp_path):
+    cmd = _main_cmd(tmp_path / "w", "", **{"train.num_epoch": 3})
+    out = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "num_epoch" in out.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_unknown_model_name_is_named(corpus_root, tmp_path):
+    from jaxpara import train
+
+    cfg = tiny_config(corpus_root)
+    cfg.model.name = "acrn"
+    with pytest.raises(ValueError, match="model.name"):
+        train.train_and_evaluate(cfg, str(tmp_path))
+
+
+def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
+    extra = {"train.checkpoint_every_steps": 1, "train.num_epochs": 4}
+    ref = tmp_path / "ref"
+    subprocess.run(
+        _main_cmd(ref, corpus_root, **extra),
+        cwd=REPO,
+        env=_env(),
+        check=True,
+        capture_output=True,
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _main_cmd(killed, corpus_root, **extra),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = killed / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        steps = (
+            [int(d) for d in os.listdir(ckpt) if d.isdigit()] if ckpt.exists() else []
+        )
+        if steps and max(steps) >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
+    assert not (killed / "results.json").exists()
+    subprocess.run(
+        _main_cmd(killed, corpus_root, **extra),
+        cwd=REPO,
+        env=_env(),
+        check=True,
+        capture_output=True,
+    )
+    a = json.loads((ref / "results.json").read_text())
+    b = json.loads((killed / "results.json").read_text())
+    assert a["splits"] == b["splits"]
+    fa = json.loads((ref / "fold_result.json").read_text())
+    fb = json.loads((killed / "fold_result.json").read_text())
+    assert fa["history"] == fb["history"]
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus_root, tmp_path):
+    import jax
+
+    from jaxpara import checkpointing, train
+
+    cfg = tiny_config(corpus_root)
+    cfg.train.learning_rate = 1e38  # Parameters overflow after the first update.
+    cfg.train.checkpoint_every_steps = 1
+    cfg.eval.baseline = False
+    with pytest.raises(train.NonFiniteLossError, match=r"step \d+") as err:
+        train.train_and_evaluate(cfg, str(tmp_path))
+    assert "last good checkpoint" in str(err.value)
+    ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints" / "latest"))
+    assert ckpt.all_steps(), "the steps before the overflow were checkpointed"
+    state, _ = ckpt.restore_arrays()
+    leaves = jax.tree_util.tree_leaves(state["params"])
+    assert all(np.isfinite(np.asarray(x)).all() for x in leaves)
+    assert not (tmp_path / "results.json").exists()
