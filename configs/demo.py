@@ -29,8 +29,8 @@ def get_config():
     c.protocol.name = "loso_session"
     c.protocol.folds = "Session5"
     c.model.name = "acrnn"
-    c.model.conv_features = (16, 32)
-    c.model.frame_features = 128
+    c.model.conv_features = (8, 16)
+    c.model.frame_features = 64
     c.model.lstm_features = 64
     c.model.attention_features = 64
     c.model.head_features = 64

@@ -339,7 +339,7 @@ def train_fold(
 
     step = int(state.step)
     stop = meta["finished"]
-    t_start, s_start = time.time(), step
+    t_start, s_start, compiled = time.time(), step, False
     while not stop and step < total_steps:
         epoch, epoch_step = divmod(step, spe)
         batches = pipeline.train_batches(
@@ -357,9 +357,9 @@ def train_fold(
                 state, sharding.to_global(batch, mesh), dropout_rng
             )
             step += 1
-            if step == s_start + 1:  # Rate and ETA exclude the compilation.
+            if not compiled:  # Rate and ETA exclude the compilation.
                 jax.block_until_ready(metrics)
-                t_start, s_start = time.time(), step
+                t_start, s_start, compiled = time.time(), step, True
             pending_losses.append((step, metrics["loss"]))
             if step % tcfg.log_every_steps == 0 or step == total_steps:
                 check_finite()

@@ -95,9 +95,11 @@ def random_speaker(rng: np.random.Generator, gender: str) -> Speaker:
     return Speaker(
         gender=gender,
         f0_hz=float(rng.uniform(100.0, 135.0) if male else rng.uniform(180.0, 235.0)),
-        formant_scale=float(rng.uniform(0.92, 1.04) if male else rng.uniform(1.08, 1.22)),
-        rate_sps=float(rng.uniform(3.8, 5.0)),
-        range_st=float(rng.uniform(1.3, 2.0)),
+        formant_scale=float(
+            rng.uniform(0.92, 1.04) if male else rng.uniform(1.08, 1.22)
+        ),
+        rate_sps=float(rng.uniform(4.1, 4.7)),
+        range_st=float(rng.uniform(1.5, 1.9)),
         gain_db=float(rng.uniform(-7.0, 7.0)),
         tilt_db_oct=float(rng.uniform(-3.0, 3.0)),
         eq_db=tuple(float(v) for v in eq),
@@ -116,8 +118,10 @@ def _eq_grid() -> np.ndarray:
 #   slope_st   pitch movement within a syllable (+ rising, - falling), semitones
 #   trend_st   pitch change over the utterance, semitones
 #   rate       log2 factor on the speaker's syllable rate
+#   rhythm     std of log syllable duration (small = regular, bouncy)
 #   dyn_db     std of syllable stress, dB (energy dynamics)
 #   attack     rise time of a vowel as a fraction of its length (small = sharp)
+#   legato     probability that a syllable has no consonant onset (joined)
 #   pause      probability of a pause after a syllable
 #   level_db   speech level, dB
 #   tilt       voice quality: + tense / bright, - lax / dark
@@ -129,33 +133,43 @@ PARAMS = (
     "slope_st",
     "trend_st",
     "rate",
+    "rhythm",
     "dyn_db",
     "attack",
+    "legato",
     "pause",
     "level_db",
     "tilt",
     "breath",
     "smooth_ms",
 )
+# fmt: off
 STYLES: dict[str, tuple[float, ...]] = {
-    #           pitch range slope trend rate  dyn  attack pause level tilt breath smooth
-    "neutral": (0.0, 0.0, -0.5, -2.0, 0.0, 3.0, 0.35, 0.15, 0.0, 0.0, 0.0, 30.0),
-    "happy": (1.5, 1.0, 3.0, 1.5, 0.15, 4.0, 0.30, 0.10, 1.5, 0.3, 0.0, 40.0),
-    "angry": (1.0, 0.6, -4.0, -3.0, 0.30, 8.0, 0.10, 0.08, 2.5, 0.8, -0.5, 12.0),
-    "sad": (-1.0, -1.2, -0.5, -1.0, -0.50, 1.5, 0.55, 0.35, -2.0, -0.6, 1.0, 45.0),
+    #           pitch range slope trend  rate rhythm dyn attack legato pause level tilt breath smooth
+    "neutral":  (0.0,  0.0, -0.5, -2.0,  0.00, 0.25, 3.0, 0.30, 0.30, 0.15,  0.0,  0.0,  0.0, 30.0),
+    "happy":    (2.5,  1.5,  5.0,  2.0,  0.30, 0.10, 5.5, 0.25, 0.35, 0.08,  1.5,  0.3,  0.0, 45.0),
+    "angry":    (1.5,  0.5, -5.0, -3.0,  0.40, 0.30, 9.0, 0.06, 0.10, 0.08,  2.5,  0.8, -0.5, 10.0),
+    "sad":      (-1.5, -1.5, -0.3, -1.0, -0.70, 0.30, 1.0, 0.65, 0.75, 0.45, -2.0, -0.6,  1.0, 50.0),
     # FAU Aibo styles.
-    "emphatic": (0.5, 0.3, -2.5, -1.0, -0.35, 6.5, 0.18, 0.35, 1.5, 0.4, -0.3, 18.0),
-    "positive": (2.0, 1.2, 3.5, 2.0, -0.10, 3.0, 0.45, 0.12, 0.0, -0.2, 0.5, 50.0),
+    "emphatic": (0.5,  0.3, -3.0, -1.0, -0.40, 0.15, 7.0, 0.12, 0.15, 0.45,  1.5,  0.5, -0.3, 15.0),
+    "positive": (3.0,  1.4,  4.5,  2.5, -0.15, 0.20, 3.0, 0.45, 0.50, 0.12,  0.0, -0.2,  0.5, 55.0),
 }
-# Per-utterance spread of each parameter at difficulty 0.5 (scaled by
-# `_noise_scale(difficulty)`).
-_SIGMA = np.array([1.0, 0.35, 1.2, 1.2, 0.12, 1.2, 0.07, 0.06, 1.5, 0.3, 0.4, 8.0])
-_LOW = np.array([-6.0, -2.5, -8.0, -6.0, -1.0, 0.5, 0.05, 0.0, -9.0, -2.0, -2.0, 8.0])
-_HIGH = np.array([6.0, 2.0, 8.0, 6.0, 0.8, 12.0, 0.8, 0.6, 9.0, 2.0, 2.5, 80.0])
+# Per-utterance spread of each parameter (times `_noise_scale(difficulty)`),
+# and the physical limits.
+_SIGMA = np.array([1.0, 0.3, 1.2, 1.2, 0.10, 0.05, 1.2, 0.06, 0.10, 0.06, 1.5, 0.3, 0.4, 8.0])
+_LOW = np.array([-6.0, -2.5, -8.0, -6.0, -1.0, 0.05, 0.5, 0.04, 0.0, 0.0, -9.0, -2.0, -2.0, 8.0])
+_HIGH = np.array([6.0, 2.0, 8.0, 6.0, 0.8, 0.45, 12.0, 0.8, 0.9, 0.6, 9.0, 2.0, 2.5, 80.0])
+# fmt: on
+
+
+def _separation(difficulty: float) -> float:
+    """Fraction of a style's offset from neutral that is kept: 1 - d^2."""
+    return 1.0 - difficulty**2
 
 
 def _noise_scale(difficulty: float) -> float:
-    return 0.5 + difficulty
+    """Per-utterance parameter noise in units of `_SIGMA`: 0.2 + 0.6 d."""
+    return 0.2 + 0.6 * difficulty
 
 
 def sample_style(
@@ -163,9 +177,10 @@ def sample_style(
 ) -> dict[str, float]:
     """Per-utterance prosody of a style, blurred towards neutral by difficulty.
 
-    value = neutral + (1 - difficulty) * (style - neutral) + noise, with noise
-    std `_SIGMA * (0.5 + difficulty)`; at difficulty 1 every style has the
-    distribution of neutral speech.
+    value = neutral + (1 - d^2) * (style - neutral) + noise, with noise std
+    `_SIGMA * (0.2 + 0.6 d)` (d = difficulty); at d = 1 every style has the
+    distribution of neutral speech, and the default d = 0.5 keeps 75% of the
+    offsets.
 
     Args:
       rng: random generator.
@@ -180,7 +195,7 @@ def sample_style(
     weights = {style: 1.0} if isinstance(style, str) else style
     target = sum(w * np.asarray(STYLES[s]) for s, w in weights.items())
     neutral = np.asarray(STYLES["neutral"])
-    value = neutral + (1.0 - difficulty) * (target - neutral)
+    value = neutral + _separation(difficulty) * (target - neutral)
     value = value + _SIGMA * _noise_scale(difficulty) * rng.standard_normal(len(PARAMS))
     value = np.clip(value, _LOW, _HIGH)
     return dict(zip(PARAMS, (float(v) for v in value), strict=True))
@@ -203,7 +218,7 @@ def _syllables(
     """Lays out syllables and pauses over `duration` seconds of speech."""
     rate = speaker.rate_sps * 2.0 ** p["rate"]
     n_max = int(duration * rate * 2) + 4
-    dur = (1.0 / rate) * np.exp(0.25 * rng.standard_normal(n_max))
+    dur = (1.0 / rate) * np.exp(p["rhythm"] * rng.standard_normal(n_max))
     pause = np.where(
         rng.random(n_max) < p["pause"], rng.uniform(0.08, 0.30, n_max), 0.0
     )
@@ -212,7 +227,7 @@ def _syllables(
     n = max(int(np.searchsorted(start, duration - 0.6 / rate)), 2)
     start, dur = start[:n], dur[:n]
     end = start + dur
-    kind = rng.choice(3, size=n, p=[0.3, 0.35, 0.35])
+    kind = np.where(rng.random(n) < p["legato"], 0, rng.integers(1, 3, n))
     cons = np.where(kind > 0, np.minimum(0.25 * dur, 0.08), 0.0)
     stress_z = np.clip(rng.standard_normal(n), -2.5, 2.5)
     stress_z[::2] += 0.6  # Weak alternation of strong and weak syllables.
@@ -395,7 +410,9 @@ def synthesize(
     n_fft = sp_fft.next_fast_len(x.size, real=True)
     f = np.fft.rfftfreq(n_fft, 1.0 / sr)
     colour = (np.maximum(f, 50.0) / 1000.0) ** (-0.5 * rng.uniform(0.0, 1.0))
-    noise_spec = colour * (rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size))
+    noise_spec = colour * (
+        rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)
+    )
     noise = sp_fft.irfft(noise_spec, n=n_fft)[: x.size]
     noise *= level * 10.0 ** (-snr_db / 20.0) / max(np.sqrt(np.mean(noise**2)), 1e-12)
     log_f = np.log2(np.maximum(f, 50.0))

@@ -1,0 +1,212 @@
+"""tf.data pipeline: feature store, segmentation bookkeeping, batches, skips."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from configs import default
+from jaxpara.audio import features as features_lib
+from jaxpara.audio import io, segment
+from jaxpara.data import pipeline
+from jaxpara.data.types import Corpus, Example
+
+RATE = 16000
+
+
+def _data_cfg():
+    c = default.get_config().data
+    c.segment.length = 50
+    c.segment.hop = 50
+    c.segment.min_frames = 20
+    return c
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """12 wav files of 0.3-1.4 s, two labels, three speakers."""
+    root = tmp_path_factory.mktemp("wavs")
+    rng = np.random.default_rng(0)
+    examples = []
+    for i in range(12):
+        n = int(RATE * (0.3 + 0.1 * i))
+        t = np.arange(n) / RATE
+        y = 0.3 * np.sin(2 * np.pi * (200 + 50 * (i % 2)) * t)
+        y += 0.01 * rng.standard_normal(n)
+        path = root / f"u{i:02d}.wav"
+        sf.write(path, y.astype(np.float32), RATE)
+        examples.append(
+            Example(
+                utterance_id=f"u{i:02d}",
+                path=str(path),
+                label=("a", "b")[i % 2],
+                speaker=f"s{i % 3}",
+                gender="mf"[i % 2],
+            )
+        )
+    return Corpus("toy", ("a", "b"), examples)
+
+
+@pytest.fixture(scope="module")
+def store(corpus, tmp_path_factory):
+    return pipeline.FeatureStore.build(
+        corpus.examples, _data_cfg(), cache_dir=str(tmp_path_factory.mktemp("cache"))
+    )
+
+
+def test_feature_store_matches_direct_extraction(corpus, store):
+    cfg = _data_cfg()
+    spec = features_lib.FeatureSpec.from_config(cfg.features, RATE)
+    e = corpus.examples[5]
+    signal = io.load_audio(e.path, RATE)
+    (direct,) = features_lib.FeatureExtractor(spec)([signal])
+    np.testing.assert_allclose(store.get(e.utterance_id), direct, rtol=1e-5, atol=1e-5)
+    assert store.get(e.utterance_id).shape == (spec.num_frames(len(signal)), 40, 3)
+    assert not store.failed and not store.no_speech
+
+
+def test_feature_cache_round_trip(corpus, store, tmp_path):
+    path = str(tmp_path / "f.npz")
+    store.save(path)
+    loaded = pipeline.FeatureStore.load(path)
+    assert loaded.ids == store.ids
+    np.testing.assert_array_equal(loaded.frames, store.frames)
+    np.testing.assert_array_equal(loaded.offsets, store.offsets)
+
+
+def test_build_split_keeps_every_utterance(corpus, store):
+    cfg = _data_cfg()
+    split = pipeline.build_split(
+        "test", corpus.examples, corpus, store, cfg, allow_skips=False
+    )
+    assert split.utterance_ids == [e.utterance_id for e in corpus.examples]
+    expected_segments = sum(
+        len(segment.segment(store.get(u), 50, 50, 20)[0]) for u in split.utterance_ids
+    )
+    assert split.num_segments == expected_segments
+    assert set(split.utterance_index.tolist()) == set(range(12))
+    np.testing.assert_array_equal(split.utterance_labels, [i % 2 for i in range(12)])
+    # "m" (even i) -> 1, "f" -> 0.
+    np.testing.assert_array_equal(
+        split.utterance_gender, [1 - i % 2 for i in range(12)]
+    )
+
+
+def test_eval_batches_cover_each_segment_once(corpus, store):
+    split = pipeline.build_split(
+        "test", corpus.examples, corpus, store, _data_cfg(), allow_skips=False
+    )
+    norm = pipeline.training_stats(split, store)
+    batches = list(pipeline.eval_batches(split, norm, global_batch=8))
+    mask = np.concatenate([b["mask"] for b in batches]) > 0
+    uid = np.concatenate([b["utterance_id"] for b in batches])
+    assert mask.sum() == split.num_segments
+    assert (uid[~mask] == -1).all()
+    np.testing.assert_array_equal(uid[mask], split.utterance_index)
+    inputs = np.concatenate([b["inputs"] for b in batches])[mask]
+    frames = np.concatenate([b["frames"] for b in batches])[mask]
+    np.testing.assert_allclose(
+        inputs[0, : frames[0]], norm.apply(split.segments[0, : frames[0]]), atol=1e-6
+    )
+    for x, f in zip(inputs, frames):
+        assert np.all(x[f:] == 0.0), "padding must stay zero after normalisation"
+
+
+def test_train_batches_deterministic_resumable_and_sharded(corpus, store):
+    split = pipeline.build_split(
+        "train", corpus.examples, corpus, store, _data_cfg(), allow_skips=False
+    )
+    kw = dict(global_batch=4, seed=3, epoch=1)
+    full = list(pipeline.train_batches(split, None, **kw))
+    assert len(full) == split.num_segments // 4
+    again = list(pipeline.train_batches(split, None, **kw))
+    resumed = list(pipeline.train_batches(split, None, start_step=2, **kw))
+    for a, b in zip(full, again):
+        np.testing.assert_array_equal(a["inputs"], b["inputs"])
+    for a, b in zip(full[2:], resumed):
+        np.testing.assert_array_equal(a["utterance_id"], b["utterance_id"])
+    other_epoch = list(
+        pipeline.train_batches(split, None, global_batch=4, seed=3, epoch=2)
+    )
+    assert any(
+        not np.array_equal(a["utterance_id"], b["utterance_id"])
+        for a, b in zip(full, other_epoch)
+    )
+    halves = [
+        list(
+            pipeline.train_batches(split, None, process_index=p, process_count=2, **kw)
+        )
+        for p in (0, 1)
+    ]
+    for g, h0, h1 in zip(full, *halves):
+        np.testing.assert_array_equal(
+            g["inputs"], np.concatenate([h0["inputs"], h1["inputs"]])
+        )
+    used = np.concatenate([b["mask"] for b in full])
+    assert used.sum() == len(full) * 4
+
+
+def test_random_crop_windows_come_from_the_segment():
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((3, 20, 2, 1)).astype(np.float32)
+    frames = np.array([20, 8, 3], np.int32)
+    inputs[1, 8:] = 0
+    inputs[2, 3:] = 0
+    batch = {"inputs": inputs, "frames": frames}
+    out = pipeline._crop_batch(batch, 5, np.random.default_rng(1))
+    assert out["inputs"].shape == (3, 5, 2, 1)
+    np.testing.assert_array_equal(out["frames"], [5, 5, 3])
+    for b in range(2):
+        window = out["inputs"][b]
+        starts = [
+            s
+            for s in range(frames[b] - 4)
+            if np.array_equal(inputs[b, s : s + 5], window)
+        ]
+        assert starts, "crop is a contiguous window of real frames"
+    np.testing.assert_array_equal(out["inputs"][2, :3], inputs[2, :3])
+    assert np.all(out["inputs"][2, 3:] == 0)
+
+
+def test_unreadable_file_is_counted_skip_in_train_error_in_test(corpus, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00not really a wav file")
+    examples = list(corpus.examples[:4]) + [
+        Example("broken", str(bad), "a", speaker="s9")
+    ]
+    toy = dataclasses.replace(corpus, examples=examples)
+    store = pipeline.FeatureStore.build(examples, _data_cfg())
+    assert list(store.failed) == ["broken"]
+    assert str(bad) in store.failed["broken"]
+    train = pipeline.build_split(
+        "train", examples, toy, store, _data_cfg(), allow_skips=True
+    )
+    assert train.num_utterances == 4
+    assert [u for u, _ in train.skipped] == ["broken"]
+    with pytest.raises(ValueError, match="broken.wav"):
+        pipeline.build_split(
+            "test", examples, toy, store, _data_cfg(), allow_skips=False
+        )
+
+
+def test_vad_and_bandpass_stages(tmp_path):
+    n = RATE * 2
+    y = np.zeros(n, np.float32)
+    t = np.arange(RATE // 2) / RATE
+    burst = 0.5 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    y[RATE // 2 : RATE] = burst + 0.05 * np.random.default_rng(0).standard_normal(
+        len(t)
+    )
+    path = tmp_path / "burst.wav"
+    sf.write(path, y, RATE)
+    cfg = _data_cfg()
+    cfg.vad.enabled = True
+    signal, speech = pipeline.decode_example(Example("x", str(path), "a"), cfg)
+    assert speech
+    assert 0.4 * RATE <= len(signal) <= 0.8 * RATE
+    cfg.vad.enabled = False
+    cfg.bandpass.enabled = True
+    filtered, _ = pipeline.decode_example(Example("x", str(path), "a"), cfg)
+    assert len(filtered) == n
+    assert np.abs(filtered[: RATE // 4]).max() < 1e-3
