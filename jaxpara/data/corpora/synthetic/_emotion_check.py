@@ -126,7 +126,7 @@ def check(difficulty: float, sequence: bool, workdir: str) -> None:
     y = np.array([corpus.label_index(e.label) for e in corpus.examples])
     sessions = np.array([e.session for e in corpus.examples])
     k = len(corpus.labels)
-    order = sorted(set(sessions), key=lambda s: s != "Session5")
+    order = sorted(set(sessions), key=lambda s: (s != "Session5", s))
     lr = [_logistic_uar(x, y, sessions != s, sessions == s, k) for s in order]
     print(
         f"difficulty {difficulty}: generated {len(corpus.examples)} + "

@@ -5,16 +5,18 @@ nucleus) and short pauses. The voiced source is a train of Rosenberg glottal
 pulses at a time-varying f0 (lip radiation = first difference), with pulse-
 synchronous aspiration noise; it goes through a cascade of four 2nd-order
 formant resonators whose frequencies glide from vowel to vowel. The
-time-varying filter is applied frame by frame in the STFT domain (32 ms Hann
-frames, 8 ms hop, overlap-add), which keeps the whole synthesis vectorised.
+time-varying filter is applied frame by frame in the frequency domain (32 ms
+Hann frames at 50% overlap, zero-padded so a filtered frame does not wrap,
+overlap-added), which keeps the whole synthesis vectorised.
 Fricative / stop-burst noise, breath noise in pauses, a per-speaker recording
 channel (gain, spectral tilt, a smooth random EQ) and background noise at a
 given SNR complete the signal; leading and trailing silence hold only noise.
 
 Emotion is a set of SPEAKER-RELATIVE prosodic offsets (`STYLES`): pitch level,
 pitch range, within-syllable pitch slope, utterance pitch trend, speaking
-rate, syllable stress dynamics, attack sharpness, pause rate, level, voice
-quality (spectral tilt) and breathiness. The strongest cues are temporal
+rate and rhythm, syllable stress dynamics, attack sharpness, legato (joined
+syllables), pause rate, level, voice quality (spectral tilt, tied to stress)
+and breathiness. The strongest cues are temporal
 (range, contour shape, rate, energy dynamics, attacks); the static ones (level,
 tilt, mean pitch) are small next to the between-speaker spread of f0, formant
 scale, channel gain and channel tilt, so an utterance-mean spectrum carries
@@ -32,8 +34,9 @@ from scipy import ndimage, signal
 
 SAMPLE_RATE = 16000
 _CTRL_RATE = 200  # Control tracks (f0) in frames per second.
-_NFFT = 512  # STFT frame for the formant filter (32 ms at 16 kHz).
-_HOP = 128  # STFT hop (8 ms).
+_WIN = 512  # Analysis frame of the formant filter (32 ms at 16 kHz, Hann).
+_HOP = _WIN // 2  # Frame hop; periodic Hann at 50% overlap sums to 1.
+_NFFT = 2 * _WIN  # Zero-padded FFT: the filtered frame does not wrap around.
 _REF_DB = -26.0  # Active speech level (dBFS) of a neutral utterance at 0 dB gain.
 
 # Peterson & Barney-like male formant targets F1..F4 in Hz.
@@ -147,9 +150,9 @@ PARAMS = (
 STYLES: dict[str, tuple[float, ...]] = {
     #           pitch range slope trend  rate rhythm dyn attack legato pause level tilt breath smooth
     "neutral":  (0.0,  0.0, -0.5, -2.0,  0.00, 0.25, 3.0, 0.30, 0.30, 0.15,  0.0,  0.0,  0.0, 30.0),
-    "happy":    (2.5,  1.5,  5.0,  2.0,  0.30, 0.10, 5.5, 0.25, 0.35, 0.08,  1.5,  0.3,  0.0, 45.0),
-    "angry":    (1.5,  0.5, -5.0, -3.0,  0.40, 0.30, 9.0, 0.06, 0.10, 0.08,  2.5,  0.8, -0.5, 10.0),
-    "sad":      (-1.5, -1.5, -0.3, -1.0, -0.70, 0.30, 1.0, 0.65, 0.75, 0.45, -2.0, -0.6,  1.0, 50.0),
+    "happy":    (3.0,  1.5,  5.0,  2.0,  0.30, 0.10, 5.5, 0.25, 0.35, 0.08,  2.0,  0.4,  0.0, 45.0),
+    "angry":    (2.0,  0.5, -5.0, -3.0,  0.40, 0.30, 9.0, 0.06, 0.10, 0.08,  3.5,  1.0, -0.5, 10.0),
+    "sad":      (-2.0, -1.5, -0.3, -1.0, -0.70, 0.30, 1.0, 0.65, 0.75, 0.45, -3.0, -0.8,  1.0, 50.0),
     # FAU Aibo styles.
     "emphatic": (0.5,  0.3, -3.0, -1.0, -0.40, 0.15, 7.0, 0.12, 0.15, 0.45,  1.5,  0.5, -0.3, 15.0),
     "positive": (3.0,  1.4,  4.5,  2.5, -0.15, 0.20, 3.0, 0.45, 0.50, 0.12,  0.0, -0.2,  0.5, 55.0),
@@ -243,37 +246,79 @@ def _syllables(
     return _Syllables(start, start + cons, end, kind, stress_db, accent, formants)
 
 
-def _smooth_bump(rel: np.ndarray, attack: float, release: float) -> np.ndarray:
-    """sin^2 rise over `attack`, sin^2 fall over `release` (fractions of [0, 1])."""
+def _smooth_bump(
+    rel: np.ndarray,
+    attack: float,
+    release: float,
+    rise_floor: np.ndarray,
+    fall_floor: np.ndarray,
+) -> np.ndarray:
+    """sin^2 rise over `attack` and fall over `release` (fractions of [0, 1]).
+
+    The rise starts at `rise_floor` and the fall ends at `fall_floor` instead
+    of 0 where a syllable is joined to its neighbour.
+    """
     rise = np.sin(0.5 * np.pi * np.clip(rel / attack, 0.0, 1.0)) ** 2
     fall = np.sin(0.5 * np.pi * np.clip((1.0 - rel) / release, 0.0, 1.0)) ** 2
-    return rise * fall
+    return (rise_floor + (1 - rise_floor) * rise) * (
+        fall_floor + (1 - fall_floor) * fall
+    )
 
 
 def _resonator_response(
-    freqs: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray, sr: int
+    formants: np.ndarray, bandwidths: np.ndarray, sr: int
 ) -> np.ndarray:
-    """Complex response of cascaded unit-DC-gain 2-pole resonators.
+    """Response of cascaded unit-DC-gain 2-pole resonators on the rfft grid.
+
+    The cascade's denominator polynomial (order 2k) is built per frame and
+    evaluated with one batched FFT.
 
     Args:
-      freqs: [bins] Hz.
       formants: [frames, k] centre frequencies, Hz.
-      bandwidths: [frames, k] or [k] bandwidths, Hz.
+      bandwidths: [frames, k] bandwidths, Hz.
       sr: sample rate.
 
     Returns:
-      [frames, bins] complex.
+      [frames, _NFFT // 2 + 1] complex.
     """
-    r = np.exp(-np.pi * np.broadcast_to(bandwidths, formants.shape) / sr)
-    cos_theta = np.cos(2 * np.pi * formants / sr)
-    z1 = np.exp(-2j * np.pi * freqs / sr)  # [bins]
-    z2 = z1 * z1
-    out = np.ones((formants.shape[0], freqs.size), np.complex128)
-    for k in range(formants.shape[1]):
-        a1 = (-2 * r[:, k] * cos_theta[:, k])[:, None]
-        a2 = (r[:, k] ** 2)[:, None]
-        out *= (1 + a1 + a2) / (1 + a1 * z1 + a2 * z2)
-    return out
+    r = np.exp(-np.pi * bandwidths / sr)
+    a1 = -2.0 * r * np.cos(2 * np.pi * formants / sr)
+    a2 = r * r
+    n_frames, k = formants.shape
+    poly = np.zeros((n_frames, 2 * k + 1))
+    poly[:, 0] = 1.0
+    for i in range(k):  # poly *= (1 + a1 z^-1 + a2 z^-2)
+        prev = poly.copy()
+        poly[:, 1:] += a1[:, i : i + 1] * prev[:, :-1]
+        poly[:, 2:] += a2[:, i : i + 1] * prev[:, :-2]
+    gain = np.prod(1.0 + a1 + a2, axis=1, keepdims=True)
+    return gain / np.fft.rfft(poly, n=_NFFT, axis=1)
+
+
+def _frames(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hann-windowed frames of x, hop `_HOP`, frame f centred on sample f * hop.
+
+    Returns:
+      ([frames, _WIN] windowed frames, [frames] centre times in seconds).
+    """
+    n_frames = x.size // _HOP + 2
+    padded = np.zeros((n_frames + 1) * _HOP + _WIN)
+    padded[_WIN // 2 : _WIN // 2 + x.size] = x
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_WIN) / _WIN)  # periodic
+    starts = np.arange(n_frames) * _HOP
+    frames = padded[starts[:, None] + np.arange(_WIN)[None, :]] * window
+    return frames, starts / sr
+
+
+def _overlap_add(spectra: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of `_frames` after filtering: [frames, _NFFT // 2 + 1] -> [n]."""
+    blocks = np.fft.irfft(spectra, n=_NFFT, axis=1)
+    n_frames = blocks.shape[0]
+    per_frame = _NFFT // _HOP
+    out = np.zeros((n_frames + per_frame, _HOP))
+    for k in range(per_frame):  # Each frame spans per_frame hops.
+        out[k : k + n_frames] += blocks[:, k * _HOP : (k + 1) * _HOP]
+    return out.reshape(-1)[_WIN // 2 : _WIN // 2 + n]
 
 
 def synthesize(
@@ -314,11 +359,15 @@ def synthesize(
     v_len = syl.end[idx] - syl.vowel[idx]
     rel = np.clip((t - syl.vowel[idx]) / v_len, 0.0, 1.0)
     stress = 10.0 ** (syl.stress_db[idx] / 20.0)
-    # Vowel envelope; syllables joined without a consonant keep some voicing
-    # across the boundary (coarticulation) instead of dropping to zero.
-    floor = np.where(syl.kind[idx] == 0, 0.3, 0.0)
-    bump = _smooth_bump(rel, p["attack"], 0.25)
-    amp = np.where(in_vowel, floor + (1.0 - floor) * bump, 0.0) * stress
+    # Vowel envelope. A syllable without a consonant onset that directly
+    # follows another is joined to it (coarticulation): the voicing dips to
+    # 30% at the boundary instead of stopping.
+    joined = np.zeros(syl.start.size, bool)
+    joined[1:] = (syl.kind[1:] == 0) & (syl.start[1:] - syl.end[:-1] < 1e-6)
+    rise_floor = np.where(joined, 0.3, 0.0)
+    fall_floor = np.where(np.append(joined[1:], False), 0.3, 0.0)
+    bump = _smooth_bump(rel, p["attack"], 0.25, rise_floor[idx], fall_floor[idx])
+    amp = np.where(in_vowel, bump, 0.0) * stress
 
     # f0 contour at the control rate, in semitones re the speaker's f0.
     tc = np.arange(int(np.ceil(n_speech / sr * _CTRL_RATE)) + 1) / _CTRL_RATE
@@ -334,8 +383,8 @@ def synthesize(
     semis = ndimage.gaussian_filter1d(semis, p["smooth_ms"] / 1000 * _CTRL_RATE)
     drift = np.cumsum(rng.standard_normal(tc.size)) * 0.04
     semis = semis + ndimage.gaussian_filter1d(drift - drift.mean(), 4.0)
+    semis = semis + 0.07 * rng.standard_normal(tc.size)  # jitter, ~0.4% of f0
     f0 = speaker.f0_hz * 2.0 ** (np.interp(t, tc, semis) / 12.0)
-    f0 *= 1.0 + 0.004 * rng.standard_normal(n_speech)  # jitter
     f0 = np.clip(f0, 60.0, 450.0)
 
     # Rosenberg glottal flow; the first difference models lip radiation.
@@ -358,25 +407,21 @@ def synthesize(
     aspiration = breath * (0.3 + 0.7 * open_phase) * rng.standard_normal(n_speech)
     voiced = (pulse + aspiration) * amp
 
-    # Time-varying formant filter + voice-quality tilt in the STFT domain.
-    freqs, frame_t, spec = signal.stft(
-        voiced, fs=sr, window="hann", nperseg=_NFFT, noverlap=_NFFT - _HOP
-    )
+    # Time-varying formant filter + voice-quality tilt, frame by frame.
+    frames, frame_t = _frames(voiced, sr)
+    freqs = np.fft.rfftfreq(_NFFT, 1.0 / sr)
     mid = (syl.vowel + syl.end) / 2
     fmt = np.stack(
         [np.exp(np.interp(frame_t, mid, np.log(syl.formants[:, k]))) for k in range(4)],
         axis=1,
     )
     bw = _BANDWIDTHS * (1.0 + 0.1 * fmt / 1000.0)
-    response = _resonator_response(freqs, fmt, bw, sr)
+    response = _resonator_response(fmt, bw, sr)
     frame_idx = np.clip(np.searchsorted(syl.start, frame_t, side="right") - 1, 0, None)
     tilt = 2.0 * p["tilt"] + 0.15 * syl.stress_db[frame_idx]  # dB / octave
     octaves = np.log2(np.maximum(freqs, 100.0) / 1000.0)
     response *= 10.0 ** (tilt[:, None] * octaves[None, :] / 20.0)
-    _, speech = signal.istft(
-        spec * response.T, fs=sr, window="hann", nperseg=_NFFT, noverlap=_NFFT - _HOP
-    )
-    speech = speech[:n_speech]
+    speech = _overlap_add(np.fft.rfft(frames, n=_NFFT, axis=1) * response, n_speech)
 
     # Consonant noise (fricatives and stop bursts) and breath noise in pauses.
     cons_len = np.maximum(syl.vowel[idx] - syl.start[idx], 1e-3)
@@ -433,6 +478,6 @@ def synthesize(
 def _noise_filters(sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Band-pass filters (SOS) for consonant hiss and breath noise at rate `sr`."""
     top = min(7000.0, 0.45 * sr)
-    hiss = signal.butter(4, [2500.0, top], "bandpass", fs=sr, output="sos")
+    hiss = signal.butter(2, [2500.0, top], "bandpass", fs=sr, output="sos")
     breath = signal.butter(2, [400.0, 3000.0], "bandpass", fs=sr, output="sos")
     return hiss, breath

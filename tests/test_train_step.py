@@ -1,0 +1,155 @@
+"""Unit tests of the optimizer, loss weighting and the pure train/eval steps."""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+from jaxpara import sharding, train
+
+
+class _Linear(nn.Module):
+    """A fake model with the engine's call signature: mean-pooled linear logits."""
+
+    num_classes: int = 3
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, inputs, frames=None, gender=None, *, train: bool):
+        x = inputs.mean(axis=(1, 2))  # [B, C]
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.num_classes)(x)
+
+
+def _train_cfg(**kw):
+    c = default.get_config().train
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+def test_class_weights_are_n_over_n_k():
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    np.testing.assert_allclose(
+        train.class_weights(labels, 4), [6 / 3, 6 / 1, 6 / 2, 0.0], rtol=1e-6
+    )
+
+
+def test_per_step_decay_schedule():
+    lr = train.learning_rate_fn(_train_cfg(learning_rate=1e-3, lr_decay=1e-2))
+    np.testing.assert_allclose([lr(0), lr(100)], [1e-3, 1e-3 / 2], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, reference", [("adam", optax.adam), ("nadam", optax.nadam)]
+)
+def test_optimizer_matches_optax(name, reference):
+    tx = train.make_optimizer(_train_cfg(optimizer=name, learning_rate=0.01))
+    ref = reference(0.01)
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    s, r = tx.init(params), ref.init(params)
+    p, q = params, params
+    for i in range(5):
+        g = {"w": jnp.array([0.3, -0.1, 0.2]) * (i + 1)}
+        u, s = tx.update(g, s, p)
+        v, r = ref.update(g, r, q)
+        p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+    np.testing.assert_allclose(p["w"], q["w"], rtol=1e-6)
+
+
+def test_unknown_optimizer_names_the_key():
+    with pytest.raises(ValueError, match="train.optimizer"):
+        train.make_optimizer(_train_cfg(optimizer="sgd"))
+
+
+def test_gradient_clipping_bounds_the_update():
+    tx = train.make_optimizer(_train_cfg(grad_clip=0.5, optimizer="adam"))
+    clip = tx.update  # Clipping then Adam: the first Adam step is lr * sign.
+    params = {"w": jnp.zeros(2)}
+    u, _ = clip({"w": jnp.array([30.0, 40.0])}, tx.init(params), params)
+    np.testing.assert_allclose(np.abs(u["w"]), 1e-3, rtol=1e-3)
+
+
+def _toy(batch_size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, batch_size).astype(np.int32)
+    inputs = rng.standard_normal((batch_size, 4, 2, 3)).astype(np.float32)
+    inputs[np.arange(batch_size), :, :, labels] += 2.0  # Class = hot channel.
+    return {
+        "inputs": inputs,
+        "label": labels,
+        "frames": np.full(batch_size, 4, np.int32),
+        "gender": np.zeros(batch_size, np.int32),
+        "mask": np.ones(batch_size, np.float32),
+    }
+
+
+def test_train_step_learns_a_separable_problem():
+    model = _Linear()
+    tx = train.make_optimizer(_train_cfg(learning_rate=0.05))
+    mesh = sharding.make_mesh(1)
+    state = train.create_state(model, tx, (4, 2, 3), jax.random.key(0), mesh)
+    step = jax.jit(
+        functools.partial(train.train_step, model=model, tx=tx, weights=jnp.ones(3))
+    )
+    batch = _toy()
+    losses = []
+    for _ in range(60):
+        state, m = step(state, batch, jax.random.key(1))
+        losses.append(float(m["loss"]))
+    assert int(state.step) == 60
+    assert losses[-1] < 0.5 * losses[0]
+    assert float(m["grad_norm"]) > 0 and float(m["param_norm"]) > 0
+    posteriors = np.asarray(train.eval_step(state, batch, model=model))
+    np.testing.assert_allclose(posteriors.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(posteriors.argmax(-1), batch["label"])
+
+
+def test_masked_rows_change_neither_loss_nor_update():
+    model = _Linear(dropout=0.0)
+    tx = train.make_optimizer(_train_cfg(class_weights=True))
+    state = train.create_state(
+        model, tx, (4, 2, 3), jax.random.key(0), sharding.make_mesh(1)
+    )
+    step = functools.partial(
+        train.train_step, model=model, tx=tx, weights=jnp.array([1.0, 2.0, 3.0])
+    )
+    batch = _toy(8)
+    padded = {k: np.concatenate([v, v[:8]]) for k, v in batch.items()}
+    padded["mask"][8:] = 0.0
+    padded["label"][8:] = 2
+    padded["inputs"][8:] = 1e3
+    s1, m1 = jax.jit(step)(state, batch, jax.random.key(1))
+    s2, m2 = jax.jit(step)(state, padded, jax.random.key(1))
+    assert float(m1["loss"]) == pytest.approx(float(m2["loss"]), rel=1e-6)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(s2.params)
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # Class weights: loss = sum_i w[y_i] ce_i / n.
+    logits = model.apply({"params": state.params}, batch["inputs"], train=False)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    expected = float(jnp.sum(ce * jnp.array([1.0, 2.0, 3.0])[batch["label"]]) / 8)
+    assert float(m1["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dropout_key_depends_on_step():
+    model = _Linear()
+    tx = train.make_optimizer(_train_cfg(learning_rate=0.0))
+    state = train.create_state(
+        model, tx, (4, 2, 3), jax.random.key(0), sharding.make_mesh(1)
+    )
+    step = jax.jit(
+        functools.partial(train.train_step, model=model, tx=tx, weights=jnp.ones(3))
+    )
+    batch = _toy()
+    s1, m1 = step(state, batch, jax.random.key(5))
+    _, m1b = step(state, batch, jax.random.key(5))
+    _, m2 = step(s1, batch, jax.random.key(5))  # Same params (lr 0), step + 1.
+    assert float(m1["loss"]) == float(m1b["loss"])
+    assert float(m1["loss"]) != float(m2["loss"])
