@@ -76,8 +76,11 @@ def _main_cmd(workdir, root, **extra):
     ]
 
 
-def _env(devices: int = 1):
+def _env(devices: int = 1, compile_cache: str = ""):
     env = dict(os.environ)
+    if compile_cache:  # Later runs reuse the first run's compiled programs.
+        env["JAX_COMPILATION_CACHE_DIR"] = compile_cache
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = REPO
@@ -149,11 +152,12 @@ def test_unknown_model_name_is_named(corpus_root, tmp_path):
 
 def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
     extra = {"train.checkpoint_every_steps": 1, "train.num_epochs": 4}
+    env = _env(compile_cache=str(tmp_path / "xla_cache"))
     ref = tmp_path / "ref"
     subprocess.run(
         _main_cmd(ref, corpus_root, **extra),
         cwd=REPO,
-        env=_env(),
+        env=env,
         check=True,
         capture_output=True,
     )
@@ -161,7 +165,7 @@ def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
     proc = subprocess.Popen(
         _main_cmd(killed, corpus_root, **extra),
         cwd=REPO,
-        env=_env(),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -181,7 +185,7 @@ def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
     subprocess.run(
         _main_cmd(killed, corpus_root, **extra),
         cwd=REPO,
-        env=_env(),
+        env=env,
         check=True,
         capture_output=True,
     )
