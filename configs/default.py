@@ -79,6 +79,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.attention_features = 64  # Temporal attention width.
     c.model.head_features = 64  # Dense head width.
     c.model.dtype = "float32"  # Compute dtype: float32 | bfloat16.
+    c.model.attention = "spatial"  # Attention variant of the model (see registry).
+    c.model.fusion_loss = "fused_and_branches"  # Fusion: fused | fused_and_branches.
+    c.model.convlstm = ml_collections.ConfigDict()
+    c.model.convlstm.features = 128  # Attentive ConvLSTM hidden channels (C1).
+    c.model.convlstm.iterations = 4  # T_s: iterations over the same feature map.
+    c.model.convlstm.kernel_size = 3  # Gate convolution kernel size.
 
     # ---------------------------------------------------------------- mesh
     c.mesh = ml_collections.ConfigDict()

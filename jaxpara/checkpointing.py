@@ -70,31 +70,22 @@ class Checkpointer:
             usually from `jax.eval_shape`, giving structure, dtypes and layout.
           step: the step to restore; None = the latest.
         """
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
-                meta=ocp.args.JsonRestore(),
-            ),
-        )
-        return restored["state"], dict(restored["meta"])
+        return self._restore(ocp.args.StandardRestore(abstract_state), step)
 
     def restore_arrays(self, step: int | None = None) -> tuple[Any, dict]:
         """Restores (state as nested dicts of host arrays, meta) without a target.
 
         For inspection (tests, reports); training restores with `restore`.
         """
+        return self._restore(ocp.args.StandardRestore(), step)
+
+    def _restore(self, state_args, step: int | None) -> tuple[Any, dict]:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         restored = self._manager.restore(
             step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()
-            ),
+            args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()),
         )
         return restored["state"], dict(restored["meta"])
 

@@ -45,13 +45,7 @@ def confusion_matrix(
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    labels = _as_index_array(labels, "labels", num_classes)
-    predictions = _as_index_array(predictions, "predictions", num_classes)
-    if labels.shape != predictions.shape:
-        raise ValueError(
-            f"labels and predictions differ in shape: {labels.shape} vs "
-            f"{predictions.shape}"
-        )
+    labels, predictions = _paired_indices(labels, predictions, num_classes)
     flat = labels * num_classes + predictions
     counts = np.bincount(flat, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes).astype(np.int64)
@@ -192,13 +186,7 @@ def bootstrap_uar_ci(
         raise ValueError(f"draws must be >= 1, got {draws}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    labels = _as_index_array(labels, "labels", num_classes)
-    predictions = _as_index_array(predictions, "predictions", num_classes)
-    if labels.shape != predictions.shape:
-        raise ValueError(
-            f"labels and predictions differ in shape: {labels.shape} vs "
-            f"{predictions.shape}"
-        )
+    labels, predictions = _paired_indices(labels, predictions, num_classes)
     n = labels.shape[0]
     if n == 0:
         raise ValueError("bootstrap_uar_ci needs at least one utterance")
@@ -343,6 +331,18 @@ def _as_index_array(values, name: str, num_classes: int) -> np.ndarray:
             f"{sorted(set(arr[bad].tolist()))[:5]}"
         )
     return arr
+
+
+def _paired_indices(labels, predictions, num_classes: int):
+    """Validated int64 (labels, predictions) of equal shape."""
+    labels = _as_index_array(labels, "labels", num_classes)
+    predictions = _as_index_array(predictions, "predictions", num_classes)
+    if labels.shape != predictions.shape:
+        raise ValueError(
+            f"labels and predictions differ in shape: {labels.shape} vs "
+            f"{predictions.shape}"
+        )
+    return labels, predictions
 
 
 def _as_confusion(cm) -> np.ndarray:

@@ -100,7 +100,7 @@ def train_step(state: TrainState, batch, rng, *, model, tx, weights):
     dropout_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params):
-        logits, updates = model.apply(
+        outputs, updates = model.apply(
             {"params": params, "batch_stats": state.batch_stats},
             batch["inputs"],
             **_model_inputs(batch),
@@ -108,11 +108,14 @@ def train_step(state: TrainState, batch, rng, *, model, tx, weights):
             rngs={"dropout": dropout_rng},
             mutable=["batch_stats"],
         )
-        ce = optax.softmax_cross_entropy_with_integer_labels(
-            logits.astype(jnp.float32), batch["label"]
-        )
+        logits, aux = split_outputs(outputs)
         w = weights[batch["label"]] * batch["mask"]
-        loss = jnp.sum(ce * w) / jnp.maximum(jnp.sum(batch["mask"]), 1.0)
+        loss = 0.0
+        for out in (logits, *aux):  # Fusion models: + one term per branch (C1).
+            ce = optax.softmax_cross_entropy_with_integer_labels(
+                out.astype(jnp.float32), batch["label"]
+            )
+            loss = loss + jnp.sum(ce * w) / jnp.maximum(jnp.sum(batch["mask"]), 1.0)
         return loss, (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -137,14 +140,26 @@ def train_step(state: TrainState, batch, rng, *, model, tx, weights):
     return new_state, metrics
 
 
+def split_outputs(outputs):
+    """A model returns logits [B, K], or {"logits", "aux_logits": (...)}.
+
+    `aux_logits` are extra heads trained with their own cross-entropy term (the
+    branches of a fusion model); only `logits` is used for prediction.
+    """
+    if isinstance(outputs, dict):
+        return outputs["logits"], tuple(outputs.get("aux_logits", ()))
+    return outputs, ()
+
+
 def eval_step(state: TrainState, batch, *, model):
     """Class posteriors [B, K] (float32) of a batch, in inference mode."""
-    logits = model.apply(
+    outputs = model.apply(
         {"params": state.params, "batch_stats": state.batch_stats},
         batch["inputs"],
         **_model_inputs(batch),
         train=False,
     )
+    logits, _ = split_outputs(outputs)
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 

@@ -92,6 +92,10 @@ def test_end_to_end_results_schema(corpus_root, tmp_path):
     from jaxpara.data import splits
 
     cfg = tiny_config(corpus_root)
+    cfg.train.num_epochs = 5
+    cfg.train.plateau_patience = 1
+    cfg.train.plateau_factor = 0.5
+    cfg.train.early_stopping = 2
     results = train.train_and_evaluate(cfg, str(tmp_path))
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["splits"].keys() == results["splits"].keys()
@@ -114,6 +118,28 @@ def test_end_to_end_results_schema(corpus_root, tmp_path):
         [[float(r[f"p_{k}"]) for k in corpus.labels] for r in rows], np.float64
     )
     np.testing.assert_allclose(posteriors.sum(1), 1.0, atol=1e-4)
+    # Reduce-on-plateau and early stopping follow the validation history.
+    fold_result = json.loads((tmp_path / "fold_result.json").read_text())
+    history = [h["validation_uar"] for h in fold_result["history"]]
+    best, wait, scale, stopped_after = -1.0, 0, 1.0, len(history)
+    for i, uar in enumerate(history):
+        if uar > best:
+            best, wait = uar, 0
+        else:
+            wait += 1
+            scale *= 0.5  # patience 1: every eval without gain halves the lr.
+            if wait >= 2:
+                stopped_after = i + 1
+                break
+    assert len(history) == stopped_after
+    assert fold_result["best_validation_uar"] == max(history)
+    from jaxpara import checkpointing
+
+    state, meta = checkpointing.Checkpointer(
+        str(tmp_path / "checkpoints" / "latest")
+    ).restore_arrays()
+    assert float(state["lr_scale"]) == pytest.approx(scale)
+    assert meta["finished"] is True
     # TensorBoard event files were written.
     assert any(f.startswith("events.out") for f in os.listdir(tmp_path / "logs"))
 
