@@ -8,8 +8,11 @@ Every model is called as
 
 with inputs [batch, time, freq, channels] float32, optional frames [batch]
 int32 (real frames per segment), optional gender [batch] int32, and returns
-[batch, num_classes] float32 logits. Attention weights are sown into
-'intermediates' (e.g. `temporal_attention`, [batch, time']).
+[batch, num_classes] float32 logits, or, for a fusion model with
+`fusion_loss='fused_and_branches'`, {"logits": [batch, num_classes],
+"aux_logits": (branch logits, ...)} (see `jaxpara.train.split_outputs`).
+Attention weights are sown into 'intermediates' (e.g. `temporal_attention`,
+[batch, time']; `convlstm/spatial_attention`, [batch, T_s, time', freq']).
 
 Variants are `functools.partial`s of a model class; tiny test variants start
 with `_`.
@@ -26,14 +29,34 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from jaxpara.models import crnn
+from jaxpara.models import crnn, sacrnn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "acrnn": crnn.ACRNN,
     "_acrnn_tiny": functools.partial(
         crnn.ACRNN,
         conv_features=(4, 8),
+        frame_features=16,
+        lstm_features=8,
+        attention_features=8,
+        head_features=8,
+    ),
+    "sacrnn": sacrnn.SACRNN,
+    "_sacrnn_tiny": functools.partial(
+        sacrnn.SACRNN,
+        conv_features=(4, 8),
+        convlstm_features=8,
+        convlstm_iterations=2,
+        head_features=8,
+    ),
+    "sacrnn_acrnn_fusion": sacrnn.SACRNNACRNNFusion,
+    "_fusion_tiny": functools.partial(
+        sacrnn.SACRNNACRNNFusion,
+        conv_features=(4, 8),
+        convlstm_features=8,
+        convlstm_iterations=2,
         frame_features=16,
         lstm_features=8,
         attention_features=8,
@@ -60,12 +83,31 @@ def _config_value(key: str, value: Any) -> Any:
     return value
 
 
+def _flat_config(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{'<parent>_<key>': value} for nested ConfigDicts, recursively."""
+    flat = {}
+    for key, value in cfg.items():
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            items = _flat_config(value, f"{prefix}{key}_").items()
+        else:
+            items = [(f"{prefix}{key}", value)]
+        for name, leaf in items:
+            if name in flat:
+                raise ValueError(f"model config: two keys map to field {name!r}.")
+            flat[name] = leaf
+    return flat
+
+
 def create_model(model_cfg: Any, num_classes: int) -> nn.Module:
     """Builds `MODELS[model_cfg.name]` from the `config.model` ConfigDict.
 
     Each field of the model class that has a same-named key in `model_cfg`
     (dropout, conv_features, frame_features, lstm_features, bidirectional,
-    attention_features, head_features, dtype, ...) is set from it. Keywords a
+    attention_features, head_features, attention, fusion_loss, dtype, ...) is
+    set from it. A key of a nested ConfigDict fills the field named
+    `<parent>_<key>`: `model_cfg.convlstm.features` -> `convlstm_features`
+    (likewise `convlstm_iterations`, `convlstm_kernel_size`). Keys without a
+    matching field are ignored (e.g. `attention` for ACRNN). Keywords a
     registry variant binds in its `functools.partial` (the `_..._tiny` sizes)
     win over the config, so a variant stays what its name says.
 
@@ -77,7 +119,10 @@ def create_model(model_cfg: Any, num_classes: int) -> nn.Module:
         An unbound linen Module.
 
     Raises:
-        ValueError: unknown `model.name` or `model.dtype`.
+        ValueError: unknown `model.name` or `model.dtype`, or a value the
+            model rejects (SACRNN models: `model.attention` not in
+            {'spatial', 'none'}, `model.fusion_loss` not in {'fused',
+            'fused_and_branches'}).
     """
     name = model_cfg.name
     if name not in MODELS:
@@ -88,12 +133,13 @@ def create_model(model_cfg: Any, num_classes: int) -> nn.Module:
     module_cls, bound = factory, {}
     if isinstance(factory, functools.partial):
         module_cls, bound = factory.func, factory.keywords
+    values = _flat_config(model_cfg)
     kwargs = {}
     for field in dataclasses.fields(module_cls):
         key = field.name
-        if key in _NOT_FROM_CONFIG or key in bound or key not in model_cfg:
+        if key in _NOT_FROM_CONFIG or key in bound or key not in values:
             continue
-        kwargs[key] = _config_value(key, model_cfg[key])
+        kwargs[key] = _config_value(key, values[key])
     return factory(num_classes=num_classes, **kwargs)
 
 

@@ -139,6 +139,51 @@ class ConvFrontEnd(nn.Module):
         return x, mask
 
 
+def front_end_pools(num_blocks: int) -> tuple[tuple[int, int], ...]:
+    """Card C1's pools: 2x2 after the first block, 1x2 (frequency) after the rest."""
+    return ((2, 2),) + ((1, 2),) * (num_blocks - 1)
+
+
+def acrnn_classifier(
+    module: nn.Module, features: jax.Array, mask: jax.Array, *, train: bool
+) -> jax.Array:
+    """The ACRNN after the front-end, built inside `module`'s compact scope.
+
+    Shared by `ACRNN` (whose parameter tree it keeps flat: frame, lstm,
+    attention, head, logits next to cnn) and `ACRNNHead` (the fusion branch).
+    Reads the sizes from `module`'s fields (frame_features, lstm_features,
+    bidirectional, attention_features, head_features, dropout, num_classes,
+    dtype) and sows intermediates['temporal_attention'] into it.
+
+    Args:
+        module: the calling module; must be inside its `nn.compact` method.
+        features: [batch, time', freq', channels] front-end output, zero on
+            padded frames.
+        mask: [batch, time'] bool, True on real frames (a prefix).
+        train: dropout on (rng 'dropout').
+
+    Returns:
+        [batch, num_classes] float32 logits.
+    """
+    lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
+    mask = sequence_mask(lengths, features.shape[1])
+
+    x = features.reshape(features.shape[0], features.shape[1], -1)
+    x = nn.Dense(module.frame_features, dtype=module.dtype, name="frame")(x)
+    x = nn.relu(x)
+    rnn_cls = BiLSTM if module.bidirectional else LSTM
+    x, _ = rnn_cls(module.lstm_features, dtype=module.dtype, name="lstm")(x, lengths)
+    pooled, alpha = TemporalAttention(
+        module.attention_features, dtype=module.dtype, name="attention"
+    )(x, mask)
+    module.sow("intermediates", "temporal_attention", alpha)
+
+    x = nn.Dense(module.head_features, dtype=module.dtype, name="head")(pooled)
+    x = nn.Dropout(module.dropout, deterministic=not train)(nn.relu(x))
+    logits = nn.Dense(module.num_classes, dtype=module.dtype, name="logits")(x)
+    return logits.astype(jnp.float32)
+
+
 class ACRNN(nn.Module):
     """Attention CRNN: CNN -> per-frame dense -> (Bi)LSTM -> temporal attention.
 
@@ -200,23 +245,48 @@ class ACRNN(nn.Module):
             mask = jnp.ones((batch, time), bool)
         else:
             mask = sequence_mask(frames, time)
-        pools = ((2, 2),) + ((1, 2),) * (len(self.conv_features) - 1)
         x, mask = ConvFrontEnd(
-            tuple(self.conv_features), pools, dtype=self.dtype, name="cnn"
+            tuple(self.conv_features),
+            front_end_pools(len(self.conv_features)),
+            dtype=self.dtype,
+            name="cnn",
         )(inputs, mask, train=train)
-        lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
-        mask = sequence_mask(lengths, x.shape[1])
+        return acrnn_classifier(self, x, mask, train=train)
 
-        x = x.reshape(x.shape[0], x.shape[1], -1)
-        x = nn.relu(nn.Dense(self.frame_features, dtype=self.dtype, name="frame")(x))
-        rnn_cls = BiLSTM if self.bidirectional else LSTM
-        x, _ = rnn_cls(self.lstm_features, dtype=self.dtype, name="lstm")(x, lengths)
-        pooled, alpha = TemporalAttention(
-            self.attention_features, dtype=self.dtype, name="attention"
-        )(x, mask)
-        self.sow("intermediates", "temporal_attention", alpha)
 
-        x = nn.relu(nn.Dense(self.head_features, dtype=self.dtype, name="head")(pooled))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
-        return logits.astype(jnp.float32)
+class ACRNNHead(nn.Module):
+    """ACRNN minus its front-end: the ACRNN branch of a fusion model (card C1).
+
+    features [B, T', F', C'] + mask [B, T'] -> the layers of `ACRNN` after its
+    `cnn` (same names, same sizes, same sown `temporal_attention`).
+
+    Attributes:
+        num_classes, frame_features, lstm_features, bidirectional,
+        attention_features, head_features, dropout, dtype: as in `ACRNN`.
+    """
+
+    num_classes: int
+    frame_features: int = 256
+    lstm_features: int = 128
+    bidirectional: bool = False
+    attention_features: int = 64
+    head_features: int = 64
+    dropout: float = 0.2
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, features: jax.Array, mask: jax.Array, *, train: bool
+    ) -> jax.Array:
+        """Classifies front-end features.
+
+        Args:
+            features: [batch, time', freq', channels] front-end output, zero
+                on padded frames.
+            mask: [batch, time'] bool, True on real frames (a prefix).
+            train: dropout on (rng 'dropout').
+
+        Returns:
+            [batch, num_classes] float32 logits.
+        """
+        return acrnn_classifier(self, features, mask, train=train)

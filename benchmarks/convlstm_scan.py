@@ -1,0 +1,181 @@
+"""Train-step compile and run time of SACRNN versus the ConvLSTM iterations T_s.
+
+    python benchmarks/convlstm_scan.py --out results/convlstm_scan.json \
+        [--iterations 2 4 8 16] [--batch 8] [--convlstm-features 128] [--steps 3]
+
+The attentive ConvLSTM (card C1) runs its T_s iterations in one
+`jax.lax.scan`, so the traced program, and with it the XLA compile time, must
+not grow with T_s; the step time grows about linearly (T_s ConvLSTM steps).
+For each T_s this builds the engine's own train step (`jaxpara.train`:
+`make_optimizer` with the default config's nadam, `create_state`,
+`train_step` jitted as `train_fold` does, with shardings and a donated state)
+for the SACRNN on a [batch, 300, 40, 3] batch, and records
+
+* compile_s: wall time of `jax.jit(...).lower(...).compile()`;
+* step_s: mean wall time of `--steps` steps after one warm-up step
+  (`block_until_ready` on the new state), plus every timed step in
+  step_runs_s.
+
+`--convlstm-features` below 128 is a reduced width for slow machines; the JSON
+records the width used and says whether it is the default model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import default  # noqa: E402
+from jaxpara import sharding, train  # noqa: E402
+from jaxpara.models import count_params  # noqa: E402
+from jaxpara.models.sacrnn import SACRNN  # noqa: E402
+
+TIME, FREQ, CHANNELS, NUM_CLASSES = 300, 40, 3, 2
+
+
+def _batch(batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "inputs": rng.normal(size=(batch_size, TIME, FREQ, CHANNELS)).astype(
+            np.float32
+        ),
+        "label": (np.arange(batch_size) % NUM_CLASSES).astype(np.int32),
+        "frames": np.full(batch_size, TIME, np.int32),
+        "gender": np.zeros(batch_size, np.int32),
+        "mask": np.ones(batch_size, np.float32),
+    }
+
+
+def measure(iterations: int, args) -> dict:
+    """Compile time and mean step time of one SACRNN train step."""
+    model = SACRNN(
+        NUM_CLASSES,
+        convlstm_iterations=iterations,
+        convlstm_features=args.convlstm_features,
+    )
+    tx = train.make_optimizer(default.get_config().train)
+    mesh = sharding.make_mesh(1)
+    state = train.create_state(
+        model, tx, (TIME, FREQ, CHANNELS), jax.random.key(0, impl="rbg"), mesh
+    )
+    repl = sharding.replicated(mesh)
+    state_sh = jax.tree_util.tree_map(lambda _: repl, state)
+    step = jax.jit(
+        functools.partial(
+            train.train_step,
+            model=model,
+            tx=tx,
+            weights=jnp.ones(NUM_CLASSES, jnp.float32),
+        ),
+        in_shardings=(state_sh, sharding.data_sharded(mesh), repl),
+        out_shardings=(state_sh, repl),
+        donate_argnums=(0,),
+    )
+    batch = sharding.to_global(_batch(args.batch), mesh)
+    rng = jax.random.key(1)
+
+    start = time.perf_counter()
+    compiled = step.lower(state, batch, rng).compile()
+    compile_s = time.perf_counter() - start
+
+    state, metrics = compiled(state, batch, rng)  # Warm-up.
+    jax.block_until_ready(state)
+    runs = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch, rng)
+        jax.block_until_ready(state)
+        runs.append(time.perf_counter() - start)
+    if not np.isfinite(float(metrics["loss"])):
+        raise FloatingPointError(f"T_s={iterations}: non-finite loss")
+    return {
+        "compile_s": compile_s,
+        "step_s": float(np.mean(runs)),
+        "runs": runs,
+        "num_params": count_params(state.params),
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file to write.")
+    parser.add_argument("--iterations", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--convlstm-features",
+        type=int,
+        default=128,
+        help="ConvLSTM width; 128 = the default SACRNN, less = reduced width.",
+    )
+    parser.add_argument("--steps", type=int, default=3, help="Timed steps per T_s.")
+    args = parser.parse_args(argv)
+
+    load_before = os.getloadavg()
+    results = {}
+    for iterations in args.iterations:
+        results[iterations] = measure(iterations, args)
+        print(
+            f"T_s={iterations}: compile {results[iterations]['compile_s']:.2f} s, "
+            f"step {results[iterations]['step_s']:.3f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    result = {
+        "iterations": list(args.iterations),
+        "compile_s": [round(results[t]["compile_s"], 3) for t in args.iterations],
+        "step_s": [round(results[t]["step_s"], 4) for t in args.iterations],
+        "step_runs_s": [
+            [round(s, 4) for s in results[t]["runs"]] for t in args.iterations
+        ],
+        "num_params": [results[t]["num_params"] for t in args.iterations],
+        "model": {
+            "name": "sacrnn",
+            "input_shape": [args.batch, TIME, FREQ, CHANNELS],
+            "num_classes": NUM_CLASSES,
+            "convlstm_features": args.convlstm_features,
+            "default_width": args.convlstm_features == 128,
+            "optimizer": "nadam (configs/default.py train)",
+            "timed_steps": args.steps,
+            "warmup_steps": 1,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)),
+            "load_avg_before": [round(v, 2) for v in load_before],
+            "load_avg_after": [round(v, 2) for v in os.getloadavg()],
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "numpy": np.__version__,
+            "jax_backend": jax.default_backend(),
+            "jax_device": jax.devices()[0].device_kind,
+            "jax_device_count": jax.device_count(),
+        },
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

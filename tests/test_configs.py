@@ -1,0 +1,51 @@
+"""Paper configs load, build their models and run end to end at test size."""
+
+import json
+
+import pytest
+
+from configs import covid_cough_sacrnn, default, demo
+from jaxpara import models
+
+
+@pytest.mark.parametrize("variant", ["sacrnn", "acrnn", "fusion"])
+def test_covid_variants_build_their_models(variant):
+    cfg = covid_cough_sacrnn.get_config(variant)
+    assert cfg.data.corpus == "ccs" and cfg.data.vad.enabled
+    assert cfg.eval.aggregation == "vote" and cfg.eval.positive_label == "positive"
+    model = models.create_model(cfg.model, 2)
+    expected = {"sacrnn": "SACRNN", "acrnn": "ACRNN", "fusion": "SACRNNACRNNFusion"}
+    assert type(model).__name__ == expected[variant]
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="nope"):
+        covid_cough_sacrnn.get_config("nope")
+
+
+def test_configs_only_override_default_keys():
+    keys = set(default.get_config().to_dict())
+    for cfg in (demo.get_config(), covid_cough_sacrnn.get_config()):
+        assert set(cfg.to_dict()) == keys
+
+
+def test_covid_fusion_runs_on_synthetic_cough_corpus(tmp_path):
+    from jaxpara import train
+
+    cfg = covid_cough_sacrnn.get_config("fusion")
+    cfg.model.name = "_fusion_tiny"
+    cfg.data.synthetic.num_recordings = 40
+    cfg.train.num_epochs = 1
+    cfg.train.batch_size = 8
+    cfg.eval.bootstrap = 50
+    train.train_and_evaluate(cfg, str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["corpus"]["synthetic"] is True
+    for split in ("validation", "test"):
+        rep = results["splits"][split]
+        assert {"sensitivity", "specificity", "uar_ci95"} <= set(rep)
+        lo, hi = rep["uar_ci95"]
+        assert 0.0 <= lo <= rep["uar"] <= hi <= 1.0
+    counts = results["corpus"]["counts"]
+    assert sum(counts.values()) == 40
+    assert sum(results["splits"][s]["n_utterances"] for s in results["splits"]) == 40
