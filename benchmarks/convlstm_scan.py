@@ -23,11 +23,8 @@ records the width used and says whether it is the default model.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import machine_info, utc_now, write_result  # noqa: E402
 
 from configs import default  # noqa: E402
 from jaxpara import sharding, train  # noqa: E402
@@ -151,30 +149,10 @@ def main(argv=None) -> dict:
             "timed_steps": args.steps,
             "warmup_steps": 1,
         },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)),
-            "load_avg_before": [round(v, 2) for v in load_before],
-            "load_avg_after": [round(v, 2) for v in os.getloadavg()],
-            "python": platform.python_version(),
-            "jax": jax.__version__,
-            "numpy": np.__version__,
-            "jax_backend": jax.default_backend(),
-            "jax_device": jax.devices()[0].device_kind,
-            "jax_device_count": jax.device_count(),
-        },
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
+        "machine": machine_info(load_before),
+        "date": utc_now(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    return result
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":
