@@ -153,3 +153,111 @@ def write_predictions(path: str, rows: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
+
+
+def evaluate_splits(predict_fn, data: dict, labels, eval_cfg):
+    """Reports and prediction rows of every non-empty split of a fold.
+
+    Args:
+      predict_fn: SplitData -> segment posteriors [S, K].
+      data: {split name: SplitData}.
+      labels: class names.
+      eval_cfg: `config.eval`.
+
+    Returns:
+      ({split: report}, prediction rows of all splits).
+    """
+    reports, rows = {}, []
+    for name, split_data in data.items():
+        if split_data.num_utterances == 0:
+            continue
+        report, utt_post, preds = split_metrics(
+            predict_fn(split_data), split_data, labels, eval_cfg
+        )
+        report["n_skipped"] = len(split_data.skipped)
+        if split_data.skipped:
+            report["skipped"] = [
+                {"utterance_id": u, "reason": r} for u, r in split_data.skipped
+            ]
+        reports[name] = report
+        rows.extend(prediction_rows(name, split_data, labels, utt_post, preds))
+    return reports, rows
+
+
+def _count_reasons(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _, reason in items:
+        out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def protocol_results(
+    config, corpus, root: str, store, fold_results: list[dict], *, wall_time_s: float
+) -> dict:
+    """The results.json dict of a run (schema at the top of this module).
+
+    Args:
+      fold_results: `train.train_fold` outputs, each with "fold", "seed" and
+        "warnings" added, in (fold, seed) order.
+    """
+    results = {
+        "config": json.loads(config.to_json_best_effort()),
+        "model": {
+            "name": config.model.name,
+            "num_params": fold_results[0]["num_params"],
+        },
+        "corpus": {
+            "name": corpus.name,
+            "root": root,
+            "synthetic": not config.data.root,
+            "labels": list(corpus.labels),
+            "counts": corpus.counts(),
+            "n_excluded": len(corpus.excluded),
+            "excluded_reasons": _count_reasons(corpus.excluded),
+            "warnings": corpus.warnings,
+            "unreadable": store.failed,
+            "vad_no_speech": len(store.no_speech),
+        },
+    }
+    if len(fold_results) == 1:
+        results["splits"] = fold_results[0]["splits"]
+        results["fold_warnings"] = fold_results[0]["warnings"]
+    else:
+        results["folds"] = [
+            {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
+            for r in fold_results
+        ]
+        results["summary"] = aggregation.summarise(results["folds"])
+        first = [r for r in fold_results if r["seed"] == config.seed]
+        results["splits"] = {
+            name: rep
+            for name in ("validation", "test")
+            if (rep := pooled_report(first, name, list(corpus.labels), config.eval))
+        }
+    results["wall_time_s"] = round(wall_time_s, 1)
+    return results
+
+
+def write_results(workdir: str, results: dict, fold_results: list[dict]) -> None:
+    """Writes results.json and predictions.csv (rows tagged with fold and seed)."""
+    write_json(os.path.join(workdir, "results.json"), results)
+    rows = []
+    for r in fold_results:
+        rows.extend(
+            {"fold": r["fold"], "seed": r["seed"], **row} for row in r["predictions"]
+        )
+    write_predictions(os.path.join(workdir, "predictions.csv"), rows)
+
+
+def log_summary(results: dict) -> None:
+    from absl import logging
+
+    for name, rep in results["splits"].items():
+        logging.info(
+            "%s: UAR %.4f WA %.4f (%d utterances)%s",
+            name,
+            rep["uar"],
+            rep["wa"],
+            rep["n_utterances"],
+            f" baseline UAR {rep['baseline_uar']:.4f}" if "baseline_uar" in rep else "",
+        )

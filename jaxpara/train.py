@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from clu import metric_writers
 
-from jaxpara import aggregation, checkpointing, evaluate, models, sharding
+from jaxpara import checkpointing, evaluate, models, sharding
 from jaxpara.data import pipeline
 from jaxpara.data.types import Corpus, Fold
 
@@ -458,23 +458,7 @@ def train_fold(
     if has_validation and best.latest_step() is not None:
         state, _ = best.restore(checkpointing.abstract_like(state))
         eval_state_step = best.latest_step()
-    reports, rows = {}, []
-    for name, split_data in data.items():
-        if split_data.num_utterances == 0:
-            continue
-        posteriors = predict(split_data)
-        report, utt_post, preds = evaluate.split_metrics(
-            posteriors, split_data, corpus.labels, config.eval
-        )
-        report["n_skipped"] = len(split_data.skipped)
-        if split_data.skipped:
-            report["skipped"] = [
-                {"utterance_id": u, "reason": r} for u, r in split_data.skipped
-            ]
-        reports[name] = report
-        rows.extend(
-            evaluate.prediction_rows(name, split_data, corpus.labels, utt_post, preds)
-        )
+    reports, rows = evaluate.evaluate_splits(predict, data, corpus.labels, config.eval)
     if config.eval.baseline and "test" in data:
         reports["test"]["baseline_uar"] = evaluate.logistic_baseline_uar(
             store, data["train"], data["test"], len(corpus.labels), seed
@@ -530,68 +514,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
         r.update(fold=fold.name, seed=seed, warnings=fold.warnings)
         fold_results.append(r)
 
-    results = {
-        "config": json.loads(config.to_json_best_effort()),
-        "model": {
-            "name": config.model.name,
-            "num_params": fold_results[0]["num_params"],
-        },
-        "corpus": {
-            "name": corpus.name,
-            "root": root,
-            "synthetic": not config.data.root,
-            "labels": list(corpus.labels),
-            "counts": corpus.counts(),
-            "n_excluded": len(corpus.excluded),
-            "excluded_reasons": _count_reasons(corpus.excluded),
-            "warnings": corpus.warnings,
-            "unreadable": store.failed,
-            "vad_no_speech": len(store.no_speech),
-        },
-    }
-    if single:
-        results["splits"] = fold_results[0]["splits"]
-        results["fold_warnings"] = fold_results[0]["warnings"]
-    else:
-        results["folds"] = [
-            {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
-            for r in fold_results
-        ]
-        results["summary"] = aggregation.summarise(results["folds"])
-        first = [r for r in fold_results if r["seed"] == config.seed]
-        results["splits"] = {
-            name: rep
-            for name in ("validation", "test")
-            if (
-                rep := evaluate.pooled_report(
-                    first, name, list(corpus.labels), config.eval
-                )
-            )
-        }
-    results["wall_time_s"] = round(time.time() - t0, 1)
+    results = evaluate.protocol_results(
+        config, corpus, root, store, fold_results, wall_time_s=time.time() - t0
+    )
     if jax.process_index() == 0:
-        evaluate.write_json(os.path.join(workdir, "results.json"), results)
-        rows = []
-        for r in fold_results:
-            rows.extend(
-                {"fold": r["fold"], "seed": r["seed"], **row}
-                for row in r["predictions"]
-            )
-        evaluate.write_predictions(os.path.join(workdir, "predictions.csv"), rows)
-    for name, rep in results["splits"].items():
-        logging.info(
-            "%s: UAR %.4f WA %.4f (%d utterances)%s",
-            name,
-            rep["uar"],
-            rep["wa"],
-            rep["n_utterances"],
-            f" baseline UAR {rep['baseline_uar']:.4f}" if "baseline_uar" in rep else "",
-        )
+        evaluate.write_results(workdir, results, fold_results)
+    evaluate.log_summary(results)
     return results
-
-
-def _count_reasons(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for _, reason in items:
-        out[reason] = out.get(reason, 0) + 1
-    return out
