@@ -23,38 +23,24 @@ records the width used and says whether it is the default model.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import machine_info, utc_now, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    machine_info,
+    measure_train_step,
+    utc_now,
+    write_result,
+)
 
 from configs import default  # noqa: E402
-from jaxpara import sharding, train  # noqa: E402
-from jaxpara.models import count_params  # noqa: E402
+from jaxpara import state as state_lib  # noqa: E402
 from jaxpara.models.sacrnn import SACRNN  # noqa: E402
 
 TIME, FREQ, CHANNELS, NUM_CLASSES = 300, 40, 3, 2
-
-
-def _batch(batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {
-        "inputs": rng.normal(size=(batch_size, TIME, FREQ, CHANNELS)).astype(
-            np.float32
-        ),
-        "label": (np.arange(batch_size) % NUM_CLASSES).astype(np.int32),
-        "frames": np.full(batch_size, TIME, np.int32),
-        "gender": np.zeros(batch_size, np.int32),
-        "mask": np.ones(batch_size, np.float32),
-    }
 
 
 def measure(iterations: int, args) -> dict:
@@ -64,46 +50,20 @@ def measure(iterations: int, args) -> dict:
         convlstm_iterations=iterations,
         convlstm_features=args.convlstm_features,
     )
-    tx = train.make_optimizer(default.get_config().train)
-    mesh = sharding.make_mesh(1)
-    state = train.create_state(
-        model, tx, (TIME, FREQ, CHANNELS), jax.random.key(0, impl="rbg"), mesh
+    tx = state_lib.make_optimizer(default.get_config().train)
+    m = measure_train_step(
+        model,
+        tx,
+        (TIME, FREQ, CHANNELS),
+        NUM_CLASSES,
+        batch_size=args.batch,
+        steps=args.steps,
     )
-    repl = sharding.replicated(mesh)
-    state_sh = jax.tree_util.tree_map(lambda _: repl, state)
-    step = jax.jit(
-        functools.partial(
-            train.train_step,
-            model=model,
-            tx=tx,
-            weights=jnp.ones(NUM_CLASSES, jnp.float32),
-        ),
-        in_shardings=(state_sh, sharding.data_sharded(mesh), repl),
-        out_shardings=(state_sh, repl),
-        donate_argnums=(0,),
-    )
-    batch = sharding.to_global(_batch(args.batch), mesh)
-    rng = jax.random.key(1)
-
-    start = time.perf_counter()
-    compiled = step.lower(state, batch, rng).compile()
-    compile_s = time.perf_counter() - start
-
-    state, metrics = compiled(state, batch, rng)  # Warm-up.
-    jax.block_until_ready(state)
-    runs = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        state, metrics = compiled(state, batch, rng)
-        jax.block_until_ready(state)
-        runs.append(time.perf_counter() - start)
-    if not np.isfinite(float(metrics["loss"])):
-        raise FloatingPointError(f"T_s={iterations}: non-finite loss")
     return {
-        "compile_s": compile_s,
-        "step_s": float(np.mean(runs)),
-        "runs": runs,
-        "num_params": count_params(state.params),
+        "compile_s": m["compile_s"],
+        "step_s": m["step_s"],
+        "runs": m["step_runs_s"],
+        "num_params": m["num_params"],
     }
 
 

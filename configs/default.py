@@ -58,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.segment.hop = 300  # Hop between segments in frames.
     c.data.segment.min_frames = 100  # Shorter tails dropped unless only segment.
     c.data.segment.mode = "all"  # all | first (crop/pad utterance to one segment).
+    c.data.segment.random_crop = False  # Train: `length` frames, random start (C2).
 
     c.data.normalise = True  # Per (bin, channel) z-norm with training stats.
 
@@ -85,10 +86,43 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.convlstm.features = 128  # Attentive ConvLSTM hidden channels (C1).
     c.model.convlstm.iterations = 4  # T_s: iterations over the same feature map.
     c.model.convlstm.kernel_size = 3  # Gate convolution kernel size.
+    # -- C3 Attention-BLSTM-FCN (seed 002) --
+    c.model.head_layers = 2  # C3: hidden Dense+ReLU+Dropout layers of the DNN head.
+    c.model.blstm = ml_collections.ConfigDict()
+    c.model.blstm.layers = 2  # C3: stacked (B)LSTM layers (Table 5: 1, 2, 3).
+    c.model.fcn = ml_collections.ConfigDict()
+    c.model.fcn.attention_scale = 0.3  # C3: lambda in softmax(lambda * e) over cells.
+    c.model.fcn.dropout = 0.2  # C3: dropout after each FCN conv block.
+    # -- end C3 --
+    # -- C2 ResNet-18 with attention blocks (seed 001); model.attention selects --
+    c.model.resnet = ml_collections.ConfigDict()
+    c.model.resnet.stage_features = (64, 128, 256, 512)  # Channels per stage (C2).
+    c.model.resnet.blocks_per_stage = (2, 2, 2, 2)  # BasicBlocks per stage.
+    c.model.resnet.stem = "7x7"  # 7x7 (conv/2 + max-pool/2) | 3x3 (conv/1).
+    c.model.resnet.se_reduction = 16  # SE reduction ratio r.
+    c.model.resnet.attention_stages = (1, 2, 3, 4)  # Stages with attention.
+    # -- C4 MOMA (seed 003); the BLSTM encoder depth is model.blstm.layers --
+    c.model.moma = ml_collections.ConfigDict()
+    c.model.moma.blocks = 3  # C4: attention blocks n of the MOMA layer.
+    c.model.moma.mixture = "raw"  # C4: a_mix = sum gamma_n a_n: raw | softmax(gamma).
+    c.model.moma.attention_features = 128  # C4: width of E in each attention block.
+    c.model.moma.projection_features = 1024  # C4: projection of the pooled vector.
+    # -- C5 CNN-BiLSTM (seed 004); model.attention = temporal | local_self --
+    c.model.conv_kernel = (5, 3)  # C5: conv kernel (time, freq).
+    c.model.local_attention = ml_collections.ConfigDict()
+    c.model.local_attention.width = 15  # C5 Model 2: self-attention window (frames).
+    c.model.local_attention.features = 32  # C5: width of the additive score layer.
+    c.model.local_attention.activation = "relu"  # C5: relu | tanh | sigmoid | none.
+    c.model.use_gender = False  # C5: concatenate a gender embedding (1=m, 0=f).
+    c.model.gender = ml_collections.ConfigDict()
+    c.model.gender.embedding = 300  # C5: gender embedding width (2 -> 300).
+    c.model.gender.features = 64  # C5: gender Dense width after the embedding.
+    # -- end C4/C5 --
 
     # ---------------------------------------------------------------- mesh
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # Devices on the data-parallel axis; -1 = all devices.
+    c.mesh.model = 1  # Devices sharing each parameter (large models); 1 = off.
 
     # ------------------------------------------------------------ training
     c.train = ml_collections.ConfigDict()
@@ -108,6 +142,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every_steps = 200  # Periodic checkpoint interval.
     c.train.log_every_steps = 20  # Progress / scalar logging interval.
     c.train.max_steps = 0  # Stop after this many steps (0 = no limit).
+    c.train.vmap_seeds = True  # num_seeds > 1: all seeds of a fold in one vmapped jit.
 
     # ---------------------------------------------------------- evaluation
     c.eval = ml_collections.ConfigDict()
@@ -116,4 +151,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.icbhi_normal_label = ""  # ICBHI score w.r.t. this normal class.
     c.eval.bootstrap = 1000  # Bootstrap draws for the UAR 95% CI.
     c.eval.baseline = False  # Also fit a logistic-regression baseline.
+    c.eval.save_attention = False  # C4: attention_<split>.npz per fold (sown [B, T]).
     return c

@@ -17,9 +17,11 @@ folds of the first seed (each utterance of the corpus once).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 
+import jax
 import numpy as np
 
 from jaxpara import aggregation, metrics
@@ -27,21 +29,36 @@ from jaxpara.data import pipeline
 
 
 def predict(
-    step_fn, split: pipeline.SplitData, norm, *, global_batch: int
+    step_fn,
+    split: pipeline.SplitData,
+    norm,
+    *,
+    global_batch: int,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> np.ndarray:
-    """Segment posteriors [S, K] of a split, every segment exactly once.
+    """Segment posteriors [S, ...] of a split, every segment exactly once.
 
     Args:
-      step_fn: batch dict -> posteriors [B, K] (the jitted eval step).
+      step_fn: this process's slice of a global batch -> posteriors of the
+        whole global batch [B, ...] (the jitted eval step, replicated output).
       split: the split's segments.
       norm: normalisation statistics (or None).
       global_batch: evaluation batch size; the last batch is padded + masked.
+      process_index, process_count: this process's slice of each batch.
     """
-    outs, masks = [], []
-    for batch in pipeline.eval_batches(split, norm, global_batch=global_batch):
-        outs.append(np.asarray(step_fn(batch)))
-        masks.append(batch["mask"] > 0)
-    posteriors = np.concatenate(outs)[np.concatenate(masks)]
+    outs = [
+        np.asarray(step_fn(batch))
+        for batch in pipeline.eval_batches(
+            split,
+            norm,
+            global_batch=global_batch,
+            process_index=process_index,
+            process_count=process_count,
+        )
+    ]
+    # eval_batches puts segment i at global row i and pads at the end only.
+    posteriors = np.concatenate(outs)[: split.num_segments]
     if posteriors.shape[0] != split.num_segments:
         raise AssertionError(
             f"{split.name}: {posteriors.shape[0]} predictions for "
@@ -182,6 +199,103 @@ def evaluate_splits(predict_fn, data: dict, labels, eval_cfg):
         reports[name] = report
         rows.extend(prediction_rows(name, split_data, labels, utt_post, preds))
     return reports, rows
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _sown(model, variables, batch):
+    """The 'intermediates' a model sows on a batch, in inference mode."""
+    _, state = model.apply(
+        variables,
+        batch["inputs"],
+        frames=batch["frames"],
+        gender=batch["gender"],
+        train=False,
+        mutable=["intermediates"],
+    )
+    return state.get("intermediates", {})
+
+
+def save_attention(
+    model,
+    state,
+    data: dict,
+    labels,
+    norm,
+    workdir: str,
+    *,
+    global_batch: int = 64,
+    splits=("validation", "test"),
+) -> list[str]:
+    """Writes the time-attention vectors a model sows, per utterance (card C4).
+
+    Runs `model` in inference mode with mutable=['intermediates'] over every
+    segment of each split and keeps each sown [batch, time'] array (MOMA's
+    `attention_layer1` and `attention_mixture`, ACRNN's `temporal_attention`,
+    ...); other shapes are skipped. An utterance's vector is its segments'
+    weights over their real steps, concatenated in time order: each segment's
+    weights sum to 1 over its own real steps. One step is `stride` frames of
+    `data.features.hop_ms`, stride = ceil(time / time').
+
+    `<workdir>/attention_<split>.npz` holds `utterance_ids` [U] and `labels`
+    [U] (str), and per sown name (the sow path joined with '.'): `<name>`
+    [N] float32, `<name>_offsets` [U + 1] int64 (utterance u is
+    `<name>[offsets[u]:offsets[u + 1]]`) and `<name>_stride` (int).
+
+    Args:
+      model: the flax module; state: one seed's TrainState (anything with
+        `params` and `batch_stats`).
+      data: {split name: SplitData}; labels: class names.
+      norm: normalisation statistics (or None).
+      workdir: output folder.
+      global_batch: evaluation batch size.
+      splits: the splits to write (missing or empty ones are skipped).
+
+    Returns:
+      The paths written (none on processes other than 0, which write nothing).
+    """
+    from flax import traverse_util
+
+    if jax.process_index() > 0:
+        return []
+    variables = jax.device_get(
+        {"params": state.params, "batch_stats": state.batch_stats}
+    )
+    paths = []
+    for name in splits:
+        split = data.get(name)
+        if split is None or split.num_utterances == 0:
+            continue
+        per_utt: dict[str, list[list[np.ndarray]]] = {}
+        strides: dict[str, int] = {}
+        for batch in pipeline.eval_batches(split, norm, global_batch=global_batch):
+            inter = jax.device_get(_sown(model, variables, batch))
+            time = batch["inputs"].shape[1]
+            for path, values in traverse_util.flatten_dict(inter).items():
+                for i, arr in enumerate(values):
+                    if np.ndim(arr) != 2:
+                        continue
+                    key = ".".join(path) + (f".{i}" if len(values) > 1 else "")
+                    stride = strides.setdefault(key, -(-time // arr.shape[1]))
+                    lists = per_utt.setdefault(
+                        key, [[] for _ in range(split.num_utterances)]
+                    )
+                    for row in np.flatnonzero(batch["mask"] > 0):
+                        steps = -(-int(batch["frames"][row]) // stride)
+                        u = int(batch["utterance_id"][row])
+                        lists[u].append(np.asarray(arr[row, :steps], np.float32))
+        out = {
+            "utterance_ids": np.asarray(split.utterance_ids),
+            "labels": np.asarray([labels[k] for k in split.utterance_labels]),
+        }
+        for key, lists in per_utt.items():
+            vectors = [np.concatenate(v) for v in lists]
+            out[key] = np.concatenate(vectors).astype(np.float32)
+            out[f"{key}_offsets"] = np.cumsum([0] + [len(v) for v in vectors])
+            out[f"{key}_stride"] = np.int64(strides[key])
+        path = os.path.join(workdir, f"attention_{name}.npz")
+        np.savez(path, **out)
+        paths.append(path)
+    return paths
 
 
 def _count_reasons(items) -> dict[str, int]:

@@ -1,10 +1,12 @@
 """Training: `train_and_evaluate(config, workdir)` and the pure jitted steps.
 
-One fold x seed is trained by `train_fold`: data-parallel `jax.jit` over a
-`jax.make_mesh` data axis (one device works the same as eight), periodic and
-best checkpoints (a run always resumes from its workdir), validation UAR for
-model selection, early stopping and reduce-on-plateau. Protocol loops
-(folds x seeds) and results files live in `jaxpara.evaluate`.
+One fold is trained by `train_fold`, with S seeds as one vmapped program
+(vectorised seeds; S = 1 is a plain run): data-parallel `jax.jit` over a
+`jax.make_mesh` data axis (one device works the same as eight, one process the
+same as several), periodic and best checkpoints (a run always resumes from its
+workdir; SIGTERM checkpoints and stops), validation UAR for model selection,
+early stopping and reduce-on-plateau, per seed. `train_and_evaluate` loops over
+folds; results files and reports live in `jaxpara.evaluate`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import os
 import time
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from clu import metric_writers
+from jax.experimental import multihost_utils
 
 from jaxpara import checkpointing, evaluate, models, sharding
+from jaxpara import state as state_lib
 from jaxpara.data import pipeline
 from jaxpara.data.types import Corpus, Fold
 
@@ -32,60 +35,12 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss."""
 
 
-class TrainState(flax.struct.PyTreeNode):
-    """Everything that changes during training; a pure pytree of arrays.
-
-    Attributes:
-      step: number of optimizer updates done.
-      params: model parameters.
-      batch_stats: BatchNorm running statistics ({} if the model has none).
-      opt_state: optax state.
-      lr_scale: reduce-on-plateau multiplier of the learning rate.
-    """
-
-    step: jax.Array
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-    lr_scale: jax.Array
-
-
-# ---------------------------------------------------------------- optimizer
-def learning_rate_fn(train_cfg):
-    """lr / (1 + decay * step) (Keras-style per-step decay; card C3: 1e-6)."""
-    lr, decay = train_cfg.learning_rate, train_cfg.lr_decay
-    return lambda step: lr / (1.0 + decay * step)
-
-
-def make_optimizer(train_cfg) -> optax.GradientTransformation:
-    if train_cfg.optimizer not in ("adam", "nadam"):
-        raise ValueError(
-            f"train.optimizer={train_cfg.optimizer!r}; expected 'adam' or 'nadam'"
-        )
-    chain = []
-    if train_cfg.grad_clip > 0:
-        chain.append(optax.clip_by_global_norm(train_cfg.grad_clip))
-    # nadam = Adam with Nesterov momentum (Dozat 2016), as optax.nadam.
-    chain.append(optax.scale_by_adam(nesterov=train_cfg.optimizer == "nadam"))
-    if train_cfg.weight_decay > 0:
-        chain.append(optax.add_decayed_weights(train_cfg.weight_decay))
-    chain.append(optax.scale_by_learning_rate(learning_rate_fn(train_cfg)))
-    return optax.chain(*chain)
-
-
-def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """r_k = N / N_k over the training utterances (card C3); 0 for absent classes."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
-    return w.astype(np.float32)
-
-
 # -------------------------------------------------------------------- steps
 def _model_inputs(batch):
     return dict(frames=batch["frames"], gender=batch["gender"])
 
 
-def train_step(state: TrainState, batch, rng, *, model, tx, weights):
+def train_step(state: state_lib.TrainState, batch, rng, *, model, tx, weights):
     """One optimizer update. Pure: (state, batch, rng) -> (state, metrics).
 
     Args:
@@ -151,7 +106,7 @@ def split_outputs(outputs):
     return outputs, ()
 
 
-def eval_step(state: TrainState, batch, *, model):
+def eval_step(state: state_lib.TrainState, batch, *, model):
     """Class posteriors [B, K] (float32) of a batch, in inference mode."""
     outputs = model.apply(
         {"params": state.params, "batch_stats": state.batch_stats},
@@ -163,50 +118,52 @@ def eval_step(state: TrainState, batch, *, model):
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
-# -------------------------------------------------------------------- setup
-def create_state(model, tx, input_shape, rng, mesh) -> TrainState:
-    """Builds the state abstractly first, then materialises it replicated."""
-
-    def init(rng):
-        dummy = jnp.zeros((1, *input_shape), jnp.float32)
-        variables = model.init(
-            {"params": rng, "dropout": rng},
-            dummy,
-            frames=jnp.full((1,), input_shape[0], jnp.int32),
-            gender=jnp.zeros((1,), jnp.int32),
-            train=False,
-        )
-        params = variables["params"]
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
-            lr_scale=jnp.ones((), jnp.float32),
-        )
-
-    abstract = jax.eval_shape(init, rng)
-    shardings = jax.tree_util.tree_map(lambda _: sharding.replicated(mesh), abstract)
-    return jax.jit(init, out_shardings=shardings)(rng)
-
-
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+_multiply = jax.jit(jnp.multiply)  # Global arrays x NumPy, on every process.
 
 
 # -------------------------------------------------------------------- fold
+def _fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, Any, int]:
+    """The fold's segmented splits, the split training steps draw from, and the
+    random-crop length (0 = none)."""
+    if config.data.on_error not in ("raise", "skip"):
+        raise ValueError(
+            f"data.on_error={config.data.on_error!r}; expected 'raise' or 'skip'"
+        )
+    skip = config.data.on_error == "skip"
+    data = {
+        name: pipeline.build_split(
+            name,
+            examples,
+            corpus,
+            store,
+            config.data,
+            allow_skips=skip and name == "train",
+        )
+        for name, examples in fold.items()
+    }
+    train = data["train"]
+    # Card C2: training steps see whole utterances cut to `segment.length`
+    # frames at a random start; every reported split (train included) is
+    # segmented as configured (mode 'first': the crop from frame 0, padded).
+    crop = config.data.segment.length if config.data.segment.random_crop else 0
+    if crop:
+        train = pipeline.build_split(
+            "train",
+            fold.train,
+            corpus,
+            store,
+            config.data,
+            allow_skips=skip,
+            whole_utterances=True,
+        )
+    return data, train, crop
+
+
+def seed_dir(fold_dir: str, seed_index: int, num_seeds: int) -> str:
+    """Where seed `seed_index` of a fold writes its fold_result.json."""
+    return fold_dir if num_seeds == 1 else os.path.join(fold_dir, f"seed{seed_index}")
+
+
 def train_fold(
     config,
     corpus: Corpus,
@@ -214,66 +171,84 @@ def train_fold(
     store: pipeline.FeatureStore,
     workdir: str,
     *,
-    seed: int,
-) -> dict:
-    """Trains one fold with one seed in `workdir` and evaluates it.
+    seeds: list[int],
+) -> list[dict]:
+    """Trains one fold with S = len(seeds) seeds as ONE vmapped program.
+
+    The S replicas are independently initialised, each with its own dropout
+    key and its own (seed, epoch) batch order, and stacked on a leading axis
+    of every state leaf; a single jitted step updates them all. Model
+    selection is per replica, exactly as S separate runs: each keeps its own
+    best-on-validation parameters, reduce-on-plateau scale and early-stopping
+    counter (a stopped replica is frozen while the others go on). S = 1 is
+    an ordinary single run.
 
     Resumes from `workdir/checkpoints` when a checkpoint exists; a finished run
-    is not retrained. Returns {"splits": {split: report}, "predictions": rows,
-    "skipped": ..., "history": ...}.
+    is not retrained.
+
+    Returns:
+      Per seed, {"splits": {split: report}, "predictions": rows,
+      "num_params", "checkpoint_step", "best_validation_uar", "history",
+      "train_log"}; each is also written (without predictions) to
+      `seed_dir(workdir, s, S)/fold_result.json`.
     """
     os.makedirs(workdir, exist_ok=True)
     tcfg = config.train
-    data = {}
-    for name, examples in fold.items():
-        data[name] = pipeline.build_split(
-            name,
-            examples,
-            corpus,
-            store,
-            config.data,
-            allow_skips=(name == "train" and config.data.on_error == "skip"),
-        )
-    if config.data.on_error not in ("raise", "skip"):
-        raise ValueError(
-            f"data.on_error={config.data.on_error!r}; expected 'raise' or 'skip'"
-        )
-    train = data["train"]
+    num_seeds = len(seeds)
+    data, train, crop = _fold_data(config, corpus, fold, store)
     norm = pipeline.training_stats(train, store) if config.data.normalise else None
-    if norm is not None:
+    primary = jax.process_index() == 0  # Writes the files; all processes train.
+    if norm is not None and primary:
         norm.save(os.path.join(workdir, "norm_stats.npz"))
 
     num_classes = config.model.num_classes or len(corpus.labels)
     model = models.create_model(config.model, num_classes)
-    mesh = sharding.make_mesh(config.mesh.data)
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
     sharding.check_batch_size(tcfg.batch_size, mesh)
     sharding.check_batch_size(tcfg.eval_batch_size, mesh, "train.eval_batch_size")
-    tx = make_optimizer(tcfg)
+    tx = state_lib.make_optimizer(tcfg)
     weights = (
-        class_weights(train.utterance_labels, num_classes)
+        state_lib.class_weights(train.utterance_labels, num_classes)
         if tcfg.class_weights
         else np.ones(num_classes, np.float32)
     )
     # Initialisation is replicated, so the cheaper-to-compile RBG generator
     # gives the same parameters on any mesh; dropout (sharded) uses threefry.
-    init_rng = jax.random.key(seed, impl="rbg")
-    dropout_rng = jax.random.fold_in(jax.random.key(seed), 1)
-    state = create_state(model, tx, train.segments.shape[1:], init_rng, mesh)
-    num_params = models.count_params(state.params)
+    # Each replica is initialised on its own (the same compiled init), so a
+    # replica equals the single run of its seed.
+    input_shape = (crop or train.segments.shape[1], *train.segments.shape[2:])
+    state = state_lib.stack(
+        [
+            state_lib.create_state(
+                model, tx, input_shape, jax.random.key(s, impl="rbg"), mesh
+            )
+            for s in seeds
+        ]
+    )
+    dropout_rngs = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
+    num_params = models.count_params(state_lib.replica(state.params, 0))
 
     repl = sharding.replicated(mesh)
-    state_sh = jax.tree_util.tree_map(lambda _: repl, state)
-    data_sh = sharding.data_sharded(mesh)
+    state_sh = sharding.state_shardings(state, mesh, leading=1)  # mesh.model
+    state = jax.device_put(state, state_sh)
+    seeds_data_sh = sharding.seeds_data_sharded(mesh)
+
+    def step_fn(state, batch, rng, active):
+        new_state, metrics = train_step(
+            state, batch, rng, model=model, tx=tx, weights=jnp.asarray(weights)
+        )
+        return state_lib.select(active, new_state, state), metrics
+
     p_train = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, weights=jnp.asarray(weights)),
-        in_shardings=(state_sh, data_sh, repl),
+        jax.vmap(step_fn),
+        in_shardings=(state_sh, seeds_data_sh, repl, repl),
         out_shardings=(state_sh, repl),
         donate_argnums=(0,),
     )
     p_eval = jax.jit(
-        functools.partial(eval_step, model=model),
-        in_shardings=(state_sh, data_sh),
-        out_shardings=data_sh,
+        jax.vmap(functools.partial(eval_step, model=model), in_axes=(0, None)),
+        in_shardings=(state_sh, sharding.data_sharded(mesh)),
+        out_shardings=repl,  # Every process gets all posteriors.
     )
 
     latest = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints", "latest"))
@@ -281,22 +256,33 @@ def train_fold(
         os.path.join(workdir, "checkpoints", "best"), max_to_keep=1
     )
     meta = {
-        "best_uar": -1.0,
-        "best_step": -1,
-        "evals_without_gain": 0,
-        "plateau_wait": 0,
         "finished": False,
-        "history": [],
-        "train_log": [],
+        "seeds": [
+            {
+                "seed": s,
+                "best_uar": -1.0,
+                "best_step": -1,
+                "evals_without_gain": 0,
+                "plateau_wait": 0,
+                "stopped": False,
+                "history": [],
+                "train_log": [],
+            }
+            for s in seeds
+        ],
     }
+    best_state = None  # Per replica: the parameters of its best validation UAR.
     if latest.latest_step() is not None:
         state, meta = latest.restore(checkpointing.abstract_like(state))
+        if best.latest_step() is not None:
+            best_state, _ = best.restore(checkpointing.abstract_like(state))
         logging.info(
             "Resuming %s from step %d (finished=%s)",
             workdir,
-            int(state.step),
+            int(jnp.max(state.step)),
             meta["finished"],
         )
+    replicas = meta["seeds"]
 
     spe = pipeline.steps_per_epoch(train, tcfg.batch_size)
     if spe == 0:
@@ -314,20 +300,18 @@ def train_fold(
     )
     has_validation = data["validation"].num_utterances > 0
 
-    def predict(split_data):
+    def predict(split_data, state) -> np.ndarray:
+        """Segment posteriors [S_segments, num_seeds, K] of a split."""
         return evaluate.predict(
-            lambda b: p_eval(state, sharding.to_global(b, mesh)),
+            lambda b: np.swapaxes(
+                np.asarray(p_eval(state, sharding.to_global(b, mesh))), 0, 1
+            ),
             split_data,
             norm,
             global_batch=tcfg.eval_batch_size,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
         )
-
-    def validate() -> float:
-        posteriors = predict(data["validation"])
-        report = evaluate.split_metrics(
-            posteriors, data["validation"], corpus.labels, config.eval
-        )[0]
-        return float(report["uar"])
 
     pending_losses: list[tuple[int, jax.Array]] = []
 
@@ -336,148 +320,222 @@ def train_fold(
             return
         values = jax.device_get([v for _, v in pending_losses])
         for (s, _), v in zip(pending_losses, values):
-            if not np.isfinite(v):
+            if not np.all(np.isfinite(v)):
                 raise NonFiniteLossError(
-                    f"non-finite training loss {float(v)} at step {s} in {workdir}; "
-                    f"stopping. The last good checkpoint (step "
+                    f"non-finite training loss {np.asarray(v).tolist()} at step {s} "
+                    f"in {workdir}; stopping. The last good checkpoint (step "
                     f"{latest.latest_step()}) is left intact."
                 )
         pending_losses.clear()
 
     def save_latest():
         check_finite()
-        if not bool(_all_finite(state.params)):
+        if not bool(state_lib.all_finite(state.params)):
             raise NonFiniteLossError(
-                f"non-finite parameters at step {int(state.step)} in {workdir}; "
-                f"stopping. The last good checkpoint (step {latest.latest_step()}) "
-                "is left intact."
+                f"non-finite parameters at step {step} in {workdir}; stopping. "
+                f"The last good checkpoint (step {latest.latest_step()}) is left "
+                "intact."
             )
-        latest.save(int(state.step), state, _jsonable(meta))
+        latest.save(step, state, checkpointing.jsonable(meta))
 
-    step = int(state.step)
-    stop = meta["finished"]
-    t_start, s_start, compiled = time.time(), step, False
-    while not stop and step < total_steps:
-        epoch, epoch_step = divmod(step, spe)
-        batches = pipeline.train_batches(
-            train,
-            norm,
-            global_batch=tcfg.batch_size,
-            seed=seed,
-            epoch=epoch,
-            start_step=epoch_step,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        )
-        for batch in batches:
-            state, metrics = p_train(
-                state, sharding.to_global(batch, mesh), dropout_rng
+    def validate(step: int) -> None:
+        """Validation UAR of every replica; best / plateau / early stopping."""
+        nonlocal state, best_state
+        check_finite()
+        posteriors = predict(data["validation"], state)
+        improved = np.zeros(num_seeds, bool)
+        lr_scale = np.ones(num_seeds, np.float32)
+        for s, rep in enumerate(replicas):
+            if rep["stopped"]:
+                continue
+            uar = float(
+                evaluate.split_metrics(
+                    posteriors[:, s], data["validation"], corpus.labels, config.eval
+                )[0]["uar"]
             )
-            step += 1
-            if not compiled:  # Rate and ETA exclude the compilation.
-                jax.block_until_ready(metrics)
-                t_start, s_start, compiled = time.time(), step, True
-            pending_losses.append((step, metrics["loss"]))
-            if step % tcfg.log_every_steps == 0 or step == total_steps:
-                check_finite()
-                m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                rate = (step - s_start) / max(time.time() - t_start, 1e-9)
-                eta = (total_steps - step) / rate if rate > 0 else float("nan")
-                m["learning_rate"] = float(
-                    learning_rate_fn(tcfg)(step) * float(state.lr_scale)
-                )
-                writer.write_scalars(step, {f"train/{k}": v for k, v in m.items()})
-                meta["train_log"].append({"step": step, "loss": m["loss"]})
-                logging.info(
-                    "[%s] step %d/%d epoch %d loss %.4f acc %.3f | %.2f steps/s "
-                    "ETA %.0fs",
-                    os.path.basename(workdir.rstrip("/")),
-                    step,
-                    total_steps,
-                    epoch + 1,
-                    m["loss"],
-                    m["accuracy"],
-                    rate,
-                    eta,
-                )
-            if step % tcfg.checkpoint_every_steps == 0 and step % spe:
-                save_latest()
-            if step >= total_steps:
-                break
-        epoch_done = step % spe == 0
-        if (
-            epoch_done
-            and has_validation
-            and (step // spe) % tcfg.eval_every_epochs == 0
-        ):
-            check_finite()
-            val_uar = validate()
-            meta["history"].append({"step": step, "validation_uar": val_uar})
-            writer.write_scalars(step, {"validation/uar": val_uar})
-            if val_uar > meta["best_uar"]:
-                meta.update(best_uar=val_uar, best_step=step, evals_without_gain=0)
-                meta["plateau_wait"] = 0
-                best.save(step, state, _jsonable(meta))
+            rep["history"].append({"step": step, "validation_uar": uar})
+            writer.write_scalars(step, {f"validation/uar_seed{s}": uar})
+            if uar > rep["best_uar"]:
+                rep.update(best_uar=uar, best_step=step, evals_without_gain=0)
+                rep["plateau_wait"] = 0
+                improved[s] = True
             else:
-                meta["evals_without_gain"] += 1
-                meta["plateau_wait"] += 1
+                rep["evals_without_gain"] += 1
+                rep["plateau_wait"] += 1
                 if (
                     tcfg.plateau_patience
-                    and meta["plateau_wait"] >= tcfg.plateau_patience
+                    and rep["plateau_wait"] >= tcfg.plateau_patience
                 ):
-                    state = state.replace(lr_scale=state.lr_scale * tcfg.plateau_factor)
-                    meta["plateau_wait"] = 0
+                    lr_scale[s] = tcfg.plateau_factor
+                    rep["plateau_wait"] = 0
                     logging.info(
-                        "Validation UAR plateaued: learning rate x%.3g",
-                        float(state.lr_scale),
+                        "seed %d: validation UAR plateaued, learning rate x%.3g",
+                        rep["seed"],
+                        float(state.lr_scale[s]) * tcfg.plateau_factor,
                     )
+            if tcfg.early_stopping and rep["evals_without_gain"] >= tcfg.early_stopping:
+                logging.info("seed %d: early stopping at step %d", rep["seed"], step)
+                rep["stopped"] = True
             logging.info(
-                "step %d: validation UAR %.4f (best %.4f at step %d)",
+                "step %d seed %d: validation UAR %.4f (best %.4f at step %d)",
                 step,
-                val_uar,
-                meta["best_uar"],
-                meta["best_step"],
+                rep["seed"],
+                uar,
+                rep["best_uar"],
+                rep["best_step"],
             )
+        if (lr_scale != 1).any():
+            state = state.replace(lr_scale=_multiply(state.lr_scale, lr_scale))
+        if improved.any():
+            previous = state if best_state is None else best_state
+            best_state = state_lib.select(improved, state, previous)
+            best.save(step, best_state, checkpointing.jsonable(meta))
+
+    step = int(jnp.max(state.step))
+    stop = meta["finished"]
+    t_start, s_start, compiled = time.time(), step, False
+    preemption = checkpointing.Preemption()  # SIGTERM: checkpoint, then stop.
+    try:
+        while not stop and step < total_steps:
+            epoch, epoch_step = divmod(step, spe)
+            iterators = [
+                pipeline.train_batches(
+                    train,
+                    norm,
+                    global_batch=tcfg.batch_size,
+                    seed=rep["seed"],
+                    epoch=epoch,
+                    start_step=epoch_step,
+                    process_index=jax.process_index(),
+                    process_count=jax.process_count(),
+                    random_crop=crop,
+                )
+                for rep in replicas
+            ]
+            active = np.asarray([not rep["stopped"] for rep in replicas])
+            for batches in zip(*iterators):
+                batch = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+                state, metrics = p_train(
+                    state,
+                    sharding.to_global(batch, mesh, seeds_axis=True),
+                    dropout_rngs,
+                    active,
+                )
+                step += 1
+                if not compiled:  # Rate and ETA exclude the compilation.
+                    jax.block_until_ready(metrics)
+                    t_start, s_start, compiled = time.time(), step, True
+                pending_losses.append((step, metrics["loss"]))
+                if step % tcfg.log_every_steps == 0 or step == total_steps:
+                    check_finite()
+                    m = jax.device_get(metrics)
+                    rate = (step - s_start) / max(time.time() - t_start, 1e-9)
+                    eta = (total_steps - step) / rate if rate > 0 else float("nan")
+                    lr = state_lib.learning_rate_fn(tcfg)(step) * np.asarray(
+                        state.lr_scale
+                    )
+                    for s, rep in enumerate(replicas):
+                        if not rep["stopped"]:
+                            rep["train_log"].append(
+                                {"step": step, "loss": float(m["loss"][s])}
+                            )
+                    scalars = {f"train/{k}": float(np.mean(v)) for k, v in m.items()}
+                    scalars["train/learning_rate"] = float(np.mean(lr))
+                    writer.write_scalars(step, scalars)
+                    logging.info(
+                        "[%s] step %d/%d epoch %d loss %.4f acc %.3f%s | %.2f steps/s "
+                        "ETA %.0fs",
+                        os.path.basename(workdir.rstrip("/")),
+                        step,
+                        total_steps,
+                        epoch + 1,
+                        scalars["train/loss"],
+                        scalars["train/accuracy"],
+                        f" (mean of {num_seeds} seeds)" if num_seeds > 1 else "",
+                        rate,
+                        eta,
+                    )
+                if step % tcfg.checkpoint_every_steps == 0 and step % spe:
+                    save_latest()
+                if step >= total_steps:
+                    break
+                if preemption.requested and step % spe:  # Mid-epoch.
+                    save_latest()
+                    raise checkpointing.PreemptedError(
+                        f"SIGTERM: stopped at step {step} with a checkpoint in "
+                        f"{workdir}; rerun the same command to continue from it"
+                    )
+            epoch_done = step % spe == 0
             if (
-                tcfg.early_stopping
-                and meta["evals_without_gain"] >= tcfg.early_stopping
+                epoch_done
+                and has_validation
+                and (step // spe) % tcfg.eval_every_epochs == 0
             ):
-                logging.info("Early stopping at step %d", step)
-                stop = True
-        if stop or step >= total_steps:
-            meta["finished"] = True
-        if epoch_done or meta["finished"]:
-            save_latest()
+                validate(step)
+                if all(rep["stopped"] for rep in replicas):
+                    stop = True
+            if stop or step >= total_steps:
+                meta["finished"] = True
+            if epoch_done or meta["finished"]:
+                save_latest()
+            if preemption.requested and not meta["finished"]:
+                raise checkpointing.PreemptedError(
+                    f"SIGTERM: stopped at step {step} with a checkpoint in "
+                    f"{workdir}; rerun the same command to continue from it"
+                )
+    finally:
+        preemption.restore()
     if not meta["finished"]:
         meta["finished"] = True
         save_latest()
     writer.flush()
 
-    # Final evaluation with the best-on-validation checkpoint (else the last).
-    eval_state_step = int(state.step)
-    if has_validation and best.latest_step() is not None:
-        state, _ = best.restore(checkpointing.abstract_like(state))
-        eval_state_step = best.latest_step()
-    reports, rows = evaluate.evaluate_splits(predict, data, corpus.labels, config.eval)
-    if config.eval.baseline and "test" in data:
-        reports["test"]["baseline_uar"] = evaluate.logistic_baseline_uar(
-            store, data["train"], data["test"], len(corpus.labels), seed
+    # Final evaluation with each replica's best-on-validation parameters.
+    if has_validation and best_state is not None:
+        state = best_state
+    final_steps = [int(x) for x in jax.device_get(state.step)]
+    posteriors = {
+        name: predict(split_data, state)
+        for name, split_data in data.items()
+        if split_data.num_utterances
+    }
+    results = []
+    for s, rep in enumerate(replicas):
+        reports, rows = evaluate.evaluate_splits(
+            lambda split_data, s=s: posteriors[split_data.name][:, s],
+            data,
+            corpus.labels,
+            config.eval,
         )
+        if config.eval.baseline and "test" in data:
+            reports["test"]["baseline_uar"] = evaluate.logistic_baseline_uar(
+                store, data["train"], data["test"], len(corpus.labels), rep["seed"]
+            )
+        out_dir = seed_dir(workdir, s, num_seeds)
+        os.makedirs(out_dir, exist_ok=True)
+        if config.eval.save_attention and primary:  # Card C4 attention vectors.
+            evaluate.save_attention(
+                model, state_lib.replica(state, s), data, corpus.labels, norm, out_dir
+            )
+        result = {
+            "splits": reports,
+            "predictions": rows,
+            "num_params": num_params,
+            "checkpoint_step": final_steps[s],
+            "best_validation_uar": rep["best_uar"] if has_validation else None,
+            "history": rep["history"],
+            "train_log": rep["train_log"],
+        }
+        if primary:
+            with open(os.path.join(out_dir, "fold_result.json"), "w") as f:
+                json.dump(
+                    {k: v for k, v in result.items() if k != "predictions"}, f, indent=1
+                )
+        results.append(result)
     latest.close()
     best.close()
     writer.close()
-    result = {
-        "splits": reports,
-        "predictions": rows,
-        "num_params": num_params,
-        "checkpoint_step": eval_state_step,
-        "best_validation_uar": meta["best_uar"] if has_validation else None,
-        "history": meta["history"],
-        "train_log": meta["train_log"],
-    }
-    with open(os.path.join(workdir, "fold_result.json"), "w") as f:
-        json.dump({k: v for k, v in result.items() if k != "predictions"}, f, indent=1)
-    return result
+    return results
 
 
 # ---------------------------------------------------------------- protocol
@@ -495,6 +553,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
     os.makedirs(workdir, exist_ok=True)
     t0 = time.time()
+    if jax.process_index() == 0:  # What jaxpara.predict / report rebuild from.
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=1))
+    if jax.process_count() > 1 and not config.data.root:
+        # Process 0 writes the synthetic corpus; the others read it after.
+        if jax.process_index() == 0:
+            corpora.load_corpus(config.data, workdir, seed=config.seed)
+        multihost_utils.sync_global_devices("jaxpara: synthetic corpus written")
     corpus, root = corpora.load_corpus(config.data, workdir, seed=config.seed)
     folds = splits.build_folds(corpus, config.protocol, seed=config.seed)
     needed = {e.utterance_id: e for f in folds for _, ex in f.items() for e in ex}
@@ -503,16 +569,27 @@ def train_and_evaluate(config, workdir: str) -> dict:
         config.data,
         cache_dir=os.path.join(workdir, "cache") if config.data.cache else None,
     )
-    runs = [(f, s) for f in folds for s in range(config.num_seeds)]
-    single = len(runs) == 1
+    seeds = [config.seed + s for s in range(config.num_seeds)]
+    # One vmapped program per fold (train.vmap_seeds), or one run per seed.
+    groups = [seeds] if config.train.vmap_seeds else [[s] for s in seeds]
+    single = len(folds) == 1 and len(seeds) == 1
     fold_results = []
-    for fold, s in runs:
-        seed = config.seed + s
-        subdir = workdir if single else os.path.join(workdir, fold.name, f"seed{s}")
-        logging.info("=== fold %s, seed %d -> %s", fold.name, seed, subdir)
-        r = train_fold(config, corpus, fold, store, subdir, seed=seed)
-        r.update(fold=fold.name, seed=seed, warnings=fold.warnings)
-        fold_results.append(r)
+    for fold in folds:
+        for group in groups:
+            if single:
+                subdir = workdir
+            elif len(group) > 1:
+                subdir = os.path.join(workdir, fold.name)
+            else:
+                subdir = os.path.join(
+                    workdir, fold.name, f"seed{group[0] - config.seed}"
+                )
+            logging.info("=== fold %s, seeds %s -> %s", fold.name, group, subdir)
+            for seed, r in zip(
+                group, train_fold(config, corpus, fold, store, subdir, seeds=group)
+            ):
+                r.update(fold=fold.name, seed=seed, warnings=fold.warnings)
+                fold_results.append(r)
 
     results = evaluate.protocol_results(
         config, corpus, root, store, fold_results, wall_time_s=time.time() - t0

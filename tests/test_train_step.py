@@ -11,6 +11,7 @@ import pytest
 
 from configs import default
 from jaxpara import sharding, train
+from jaxpara import state as state_lib
 
 
 class _Linear(nn.Module):
@@ -36,12 +37,12 @@ def _train_cfg(**kw):
 def test_class_weights_are_n_over_n_k():
     labels = np.array([0, 0, 0, 1, 2, 2])
     np.testing.assert_allclose(
-        train.class_weights(labels, 4), [6 / 3, 6 / 1, 6 / 2, 0.0], rtol=1e-6
+        state_lib.class_weights(labels, 4), [6 / 3, 6 / 1, 6 / 2, 0.0], rtol=1e-6
     )
 
 
 def test_per_step_decay_schedule():
-    lr = train.learning_rate_fn(_train_cfg(learning_rate=1e-3, lr_decay=1e-2))
+    lr = state_lib.learning_rate_fn(_train_cfg(learning_rate=1e-3, lr_decay=1e-2))
     np.testing.assert_allclose([lr(0), lr(100)], [1e-3, 1e-3 / 2], rtol=1e-6)
 
 
@@ -49,7 +50,7 @@ def test_per_step_decay_schedule():
     "name, reference", [("adam", optax.adam), ("nadam", optax.nadam)]
 )
 def test_optimizer_matches_optax(name, reference):
-    tx = train.make_optimizer(_train_cfg(optimizer=name, learning_rate=0.01))
+    tx = state_lib.make_optimizer(_train_cfg(optimizer=name, learning_rate=0.01))
     ref = reference(0.01)
     params = {"w": jnp.array([1.0, -2.0, 3.0])}
     s, r = tx.init(params), ref.init(params)
@@ -64,11 +65,11 @@ def test_optimizer_matches_optax(name, reference):
 
 def test_unknown_optimizer_names_the_key():
     with pytest.raises(ValueError, match="train.optimizer"):
-        train.make_optimizer(_train_cfg(optimizer="sgd"))
+        state_lib.make_optimizer(_train_cfg(optimizer="sgd"))
 
 
 def test_gradient_clipping_bounds_the_update():
-    tx = train.make_optimizer(_train_cfg(grad_clip=0.5, optimizer="adam"))
+    tx = state_lib.make_optimizer(_train_cfg(grad_clip=0.5, optimizer="adam"))
     clip = tx.update  # Clipping then Adam: the first Adam step is lr * sign.
     params = {"w": jnp.zeros(2)}
     u, _ = clip({"w": jnp.array([30.0, 40.0])}, tx.init(params), params)
@@ -91,9 +92,9 @@ def _toy(batch_size=16, seed=0):
 
 def test_train_step_learns_a_separable_problem():
     model = _Linear()
-    tx = train.make_optimizer(_train_cfg(learning_rate=0.05))
+    tx = state_lib.make_optimizer(_train_cfg(learning_rate=0.05))
     mesh = sharding.make_mesh(1)
-    state = train.create_state(model, tx, (4, 2, 3), jax.random.key(0), mesh)
+    state = state_lib.create_state(model, tx, (4, 2, 3), jax.random.key(0), mesh)
     step = jax.jit(
         functools.partial(train.train_step, model=model, tx=tx, weights=jnp.ones(3))
     )
@@ -112,8 +113,8 @@ def test_train_step_learns_a_separable_problem():
 
 def test_masked_rows_change_neither_loss_nor_update():
     model = _Linear(dropout=0.0)
-    tx = train.make_optimizer(_train_cfg(class_weights=True))
-    state = train.create_state(
+    tx = state_lib.make_optimizer(_train_cfg(class_weights=True))
+    state = state_lib.create_state(
         model, tx, (4, 2, 3), jax.random.key(0), sharding.make_mesh(1)
     )
     step = functools.partial(
@@ -140,8 +141,8 @@ def test_masked_rows_change_neither_loss_nor_update():
 
 def test_dropout_key_depends_on_step():
     model = _Linear()
-    tx = train.make_optimizer(_train_cfg(learning_rate=0.0))
-    state = train.create_state(
+    tx = state_lib.make_optimizer(_train_cfg(learning_rate=0.0))
+    state = state_lib.create_state(
         model, tx, (4, 2, 3), jax.random.key(0), sharding.make_mesh(1)
     )
     step = jax.jit(
@@ -153,3 +154,62 @@ def test_dropout_key_depends_on_step():
     _, m2 = step(s1, batch, jax.random.key(5))  # Same params (lr 0), step + 1.
     assert float(m1["loss"]) == float(m1b["loss"])
     assert float(m1["loss"]) != float(m2["loss"])
+
+
+class _Wide(nn.Module):
+    """Large enough kernels (>= 1024 elements per shard) to be model-sharded."""
+
+    @nn.compact
+    def __call__(self, inputs, frames=None, gender=None, *, train: bool):
+        x = inputs.reshape(inputs.shape[0], -1)  # [B, 24]
+        x = nn.relu(nn.Dense(256)(x))
+        x = nn.relu(nn.Dense(128)(x))
+        return nn.Dense(3)(x)
+
+
+def test_parameter_sharding_axis_matches_replicated_training():
+    """mesh.model = 2 shards the big kernels over a 'model' axis; the training
+    trajectory equals plain data parallelism on the same 8 devices."""
+    model = _Wide()
+    tx = state_lib.make_optimizer(_train_cfg(learning_rate=0.01))
+    batch = _toy()
+    params = {}
+    for data, model_axis in ((8, 1), (4, 2)):
+        mesh = sharding.make_mesh(data, model_axis)
+        assert dict(mesh.shape) == {"data": data, "model": model_axis}
+        state = state_lib.create_state(model, tx, (4, 2, 3), jax.random.key(0), mesh)
+        state_sh = sharding.state_shardings(state, mesh)
+        state = jax.device_put(state, state_sh)
+        kernel_sh = state_sh.params["Dense_1"]["kernel"]
+        if model_axis == 2:  # [256, 128]: the larger dimension is split.
+            assert kernel_sh.spec == jax.sharding.PartitionSpec("model", None)
+            assert state.params["Dense_1"]["kernel"].addressable_shards[
+                0
+            ].data.shape == (128, 128)
+            # Small leaves (biases, the 3-class head) stay replicated.
+            assert (
+                state_sh.params["Dense_2"]["kernel"].spec
+                == jax.sharding.PartitionSpec()
+            )
+        else:
+            assert kernel_sh.spec == jax.sharding.PartitionSpec()
+        step = jax.jit(
+            functools.partial(
+                train.train_step, model=model, tx=tx, weights=jnp.ones(3)
+            ),
+            in_shardings=(state_sh, sharding.data_sharded(mesh), None),
+            out_shardings=(state_sh, None),
+        )
+        global_batch = sharding.to_global(batch, mesh)
+        for _ in range(5):
+            state, _ = step(state, global_batch, jax.random.key(1))
+        params[model_axis] = jax.device_get(state.params)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(params[1]), jax.tree_util.tree_leaves(params[2])
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_mesh_rejects_a_model_axis_that_does_not_divide():
+    with pytest.raises(ValueError, match="mesh.model=3"):
+        sharding.make_mesh(-1, 3)

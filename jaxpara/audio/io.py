@@ -8,6 +8,7 @@ recording that is broken.
 from __future__ import annotations
 
 import os
+import stat
 
 import librosa
 import numpy as np
@@ -19,6 +20,12 @@ _READ_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError)
 
 class AudioError(ValueError):
     """An audio file cannot be used; the message always contains its path."""
+
+
+# Largest accepted |sample|. Full scale is 1.0; float files written on the
+# int16 scale (+-32768) still pass. Beyond ~1e18 the float32 power spectrum
+# overflows and the features would be NaN.
+MAX_AMPLITUDE = 1e6
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
@@ -34,8 +41,14 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
       AudioError: the file is missing or its header cannot be read.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise AudioError(f"audio file not found: {path}")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioError(f"audio file not found: {path}") from None
+    except OSError as e:  # Unreadable folder: permission denied, symlink loop.
+        raise AudioError(f"cannot access audio file {path}: {e.strerror}") from e
+    if not stat.S_ISREG(mode):  # A folder, a FIFO (would block), a device.
+        raise AudioError(f"audio file not found: {path} is not a regular file")
     try:
         info = sf.info(path)
     except _READ_ERRORS as e:
@@ -70,7 +83,7 @@ def load_audio(
 
     Raises:
       AudioError: missing, unreadable or corrupt file, too many channels, empty
-        file or excerpt, or non-finite samples.
+        file or excerpt, non-finite samples, or samples beyond MAX_AMPLITUDE.
     """
     path = os.fspath(path)
     file_rate, channels, frames = audio_info(path)
@@ -95,6 +108,12 @@ def load_audio(
         raise AudioError(f"{path}: decoded 0 samples from [{start}, {end}) s")
     if not np.all(np.isfinite(data)):
         raise AudioError(f"{path}: contains non-finite samples (NaN or inf)")
+    peak = float(np.max(np.abs(data)))
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(
+            f"{path}: peak |sample| {peak:.3g} > {MAX_AMPLITUDE:g} (full scale is "
+            "1): not a scaled audio signal"
+        )
     signal = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if sample_rate is not None and int(sample_rate) != file_rate:
         signal = librosa.resample(

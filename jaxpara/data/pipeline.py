@@ -138,7 +138,7 @@ class FeatureStore:
         return self.frames[self.offsets[i] : self.offsets[i + 1]]
 
     def save(self, path: str) -> None:
-        tmp = path + ".tmp.npz"
+        tmp = f"{path}.{os.getpid()}.tmp.npz"  # Processes may share the cache.
         np.savez(
             tmp,
             offsets=self.offsets,
@@ -282,6 +282,7 @@ def build_split(
     data_cfg,
     *,
     allow_skips: bool,
+    whole_utterances: bool = False,
 ) -> SplitData:
     """Segments a split's utterances.
 
@@ -293,11 +294,21 @@ def build_split(
       data_cfg: `config.data` (segment settings).
       allow_skips: whether unreadable members may be skipped (counted and
         reported); otherwise the first one raises, naming the file.
+      whole_utterances: one segment per utterance holding all its frames,
+        zero-padded to the split's longest utterance (at least
+        `segment.length`); the input of `train_batches(random_crop=...)`.
 
     Raises:
       ValueError: an unreadable file when skips are not allowed, or an empty split.
     """
     seg_cfg = data_cfg.segment
+    length, hop = seg_cfg.length, seg_cfg.hop
+    min_frames, mode = seg_cfg.min_frames, seg_cfg.mode
+    if whole_utterances:
+        present = [e.utterance_id for e in examples if e.utterance_id in store]
+        longest = max((store.get(u).shape[0] for u in present), default=0)
+        length = hop = max(longest, seg_cfg.length)
+        min_frames, mode = 0, "first"
     ids, labels, genders, segs, frames, index, skipped = [], [], [], [], [], [], []
     for e in examples:
         if e.utterance_id not in store:
@@ -313,9 +324,7 @@ def build_split(
         feats = store.get(e.utterance_id)
         if feats.shape[0] == 0:
             raise ValueError(f"{name} split: {e.path} yields zero feature frames")
-        s, v = segment.segment(
-            feats, seg_cfg.length, seg_cfg.hop, seg_cfg.min_frames, mode=seg_cfg.mode
-        )
+        s, v = segment.segment(feats, length, hop, min_frames, mode=mode)
         index.extend([len(ids)] * len(s))
         ids.append(e.utterance_id)
         labels.append(corpus.label_index(e.label))
@@ -397,7 +406,9 @@ def _to_tf_dataset(index_batches: np.ndarray, fn, prefetch: int = 2):
     )
     ds = ds.map(
         lambda i, idx: tf.py_function(py_fn, [i, idx], dtypes),
-        num_parallel_calls=1,  # Keeps batches in order and deterministic.
+        # Batches stay in order (deterministic=True) and each is a pure function
+        # of its index, so parallel calls change nothing but the speed.
+        num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     ds = ds.map(lambda *xs: dict(zip(keys, xs)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from collections.abc import Mapping, Sequence
 
 SPLITS = ("train", "validation", "test")
@@ -10,6 +12,23 @@ SPLITS = ("train", "validation", "test")
 
 class CorpusError(ValueError):
     """A corpus on disk is malformed (missing file, unknown label, bad layout)."""
+
+
+def is_missing_file(path: str) -> bool:
+    """True when `path` certainly is not a file (it or a parent does not exist).
+
+    A path that cannot be checked (permission denied, I/O error, a symlink
+    loop: an unreadable folder) is not "missing": readers keep the example,
+    and decoding it fails with an `AudioError` naming the file, which
+    `data.on_error` then handles (a counted skip in training splits, an error
+    in evaluation splits) instead of the whole corpus being refused.
+    """
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxpara.models import crnn, sacrnn
+from jaxpara.models import blstm_fcn, cnn_bilstm, crnn, moma, resnet, sacrnn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "acrnn": crnn.ACRNN,
@@ -60,6 +60,50 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
         frame_features=16,
         lstm_features=8,
         attention_features=8,
+        head_features=8,
+    ),
+    # Card C3 (seed 002 Table 5): fcn, attention_fcn, attention_lstm,
+    # attention_blstm, attention_blstm_fcn (1-3 layers: model.blstm.layers).
+    **{
+        name: functools.partial(blstm_fcn.AttentionBLSTMFCN, **fields)
+        for name, fields in blstm_fcn.VARIANTS.items()
+    },
+    "_blstm_fcn_tiny": functools.partial(
+        blstm_fcn.AttentionBLSTMFCN,
+        **blstm_fcn.VARIANTS["attention_blstm_fcn"],
+        lstm_features=8,
+        conv_features=(4,),  # One FCN block: conv compiles dominate on CPU.
+        attention_features=8,
+        head_features=8,
+    ),
+    # Card C2 (seed 001): ResNet-18; config.model.attention picks none | se |
+    # spatial | se_spatial | component, config.model.resnet the rest.
+    "resnet18": resnet.ResNet,
+    "_resnet18_tiny": functools.partial(
+        resnet.ResNet, resnet_stage_features=(4, 8, 8, 16), resnet_se_reduction=2
+    ),
+    # Card C4 (seed 003): MOMA; config.model.moma holds the attention sizes,
+    # the mixture and the number of blocks.
+    "moma": moma.MOMA,
+    "_moma_tiny": functools.partial(
+        moma.MOMA,
+        lstm_features=8,
+        blstm_layers=1,
+        moma_attention_features=8,
+        moma_projection_features=8,
+    ),
+    # Card C5 (seed 004): CNN-BiLSTM; model.attention = temporal (Model 1) |
+    # local_self (Model 2); model.use_gender adds the gender embedding.
+    "cnn_bilstm": cnn_bilstm.CNNBiLSTM,
+    "_cnn_bilstm_tiny": functools.partial(
+        cnn_bilstm.CNNBiLSTM,
+        conv_features=(4, 8),
+        frame_features=16,
+        lstm_features=8,
+        attention_features=8,
+        local_attention_features=8,
+        gender_embedding=6,
+        gender_features=4,
         head_features=8,
     ),
 }

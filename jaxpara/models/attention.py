@@ -99,3 +99,285 @@ class TemporalAttention(nn.Module):
         alpha = masked_softmax(scores, mask, axis=-1)
         pooled = jnp.einsum("bt,btd->bd", alpha, inputs.astype(jnp.float32))
         return pooled.astype(inputs.dtype), alpha
+
+
+class LinearTemporalAttention(nn.Module):
+    """Linear-score temporal attention pooling (card C3's Attention-BLSTM).
+
+    score_t = w^T x_t;  alpha = masked softmax_t(score);  output = sum_t alpha_t x_t
+    (seed 002 eq. 5-6). There is no bias: a constant added to every score
+    cancels in the softmax.
+
+    Attributes:
+        dtype: compute dtype of the score projection (weights are float32).
+    """
+
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Pools a sequence over time.
+
+        Args:
+            inputs: [batch, time, dim] frame representations x_t.
+            mask: optional [batch, time] bool, True on real frames.
+
+        Returns:
+            (pooled [batch, dim] in the inputs' dtype, alpha [batch, time]
+            float32 weights, exactly 0 on masked frames).
+        """
+        scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(inputs)
+        alpha = masked_softmax(scores[..., 0], mask, axis=-1)
+        pooled = jnp.einsum("bt,btd->bd", alpha, inputs.astype(jnp.float32))
+        return pooled.astype(inputs.dtype), alpha
+
+
+class ScaledAttentionPooling(nn.Module):
+    """tanh-MLP attention pooling over grid cells with a softmax scale (card C3).
+
+    The Attention-FCN's pooling (seed 002 eq. 8-10) over all L = time' x freq'
+    cells a_i of a feature map:
+
+        e_i = u^T tanh(W a_i + b);  alpha = masked softmax_i(lambda * e_i);
+        output = sum_i alpha_i a_i.
+
+    lambda = 1 is the plain softmax, lambda = 0 uniform weights over the valid
+    cells (the seed uses 0.3).
+
+    Attributes:
+        features: width of the tanh layer (rows of W).
+        scale: lambda >= 0.
+        dtype: compute dtype of the projections (weights are float32).
+    """
+
+    features: int = 64
+    scale: float = 0.3
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Pools a feature map over all its grid cells.
+
+        Args:
+            inputs: [batch, *grid, dim] cells a_i, e.g. [batch, time, freq,
+                channels].
+            mask: optional bool array broadcastable to [batch, *grid] (e.g.
+                [batch, time, 1] for valid frames), True on real cells.
+
+        Returns:
+            (pooled [batch, dim] in the inputs' dtype, alpha [batch, *grid]
+            float32 weights summing to 1 over the grid, exactly 0 on masked
+            cells).
+        """
+        if self.scale < 0:
+            raise ValueError(
+                f"ScaledAttentionPooling: scale must be >= 0, got {self.scale}"
+            )
+        batch, dim, grid = inputs.shape[0], inputs.shape[-1], inputs.shape[1:-1]
+        hidden = nn.Dense(self.features, dtype=self.dtype, name="proj")(inputs)
+        scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(
+            jnp.tanh(hidden)
+        )[..., 0]
+        flat_mask = None
+        if mask is not None:
+            flat_mask = jnp.broadcast_to(mask, scores.shape).reshape(batch, -1)
+        alpha = masked_softmax(
+            self.scale * scores.reshape(batch, -1).astype(jnp.float32), flat_mask
+        )
+        cells = inputs.reshape(batch, -1, dim).astype(jnp.float32)
+        pooled = jnp.einsum("bl,bld->bd", alpha, cells)
+        return pooled.astype(inputs.dtype), alpha.reshape(batch, *grid)
+
+
+class MeanContextAttention(nn.Module):
+    """One MOMA attention block (card C4, seed 003 eq. 4-5 and 7-8).
+
+    With M the mean of Y over the valid frames (repeated over time):
+
+        E = tanh(W_h y_t + b_h) * tanh(W_m M + b_m)     (elementwise, width A)
+        a = masked softmax_t(W_e E_t)
+
+    W_e has no bias (a constant shift cancels in the softmax). The block
+    returns the weights only; the caller decides how they are applied
+    (MOMA layer 1: Y <- Y + a (.) Y; the MOMA layer mixes several blocks).
+
+    Attributes:
+        features: width A of E (seed 003: 128).
+        dtype: compute dtype of the projections (weights are float32).
+    """
+
+    features: int = 128
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """Attention weights over time.
+
+        Args:
+            inputs: [batch, time, dim] sequence Y, any values on padded frames.
+            mask: optional [batch, time] bool, True on real frames.
+
+        Returns:
+            [batch, time] float32 weights: each row sums to 1 over its real
+            frames and is exactly 0 on masked ones (all 0 for an empty row).
+        """
+        x = inputs.astype(jnp.float32)
+        if mask is None:
+            mask = jnp.ones(x.shape[:2], bool)
+        valid = mask[..., None].astype(jnp.float32)
+        count = jnp.maximum(jnp.sum(valid, axis=1, keepdims=True), 1.0)
+        context = jnp.sum(x * valid, axis=1, keepdims=True) / count  # [B, 1, D]
+        hidden = jnp.tanh(
+            nn.Dense(self.features, dtype=self.dtype, name="hidden")(inputs)
+        )
+        ctx = jnp.tanh(
+            nn.Dense(self.features, dtype=self.dtype, name="context")(
+                context.astype(inputs.dtype)
+            )
+        )
+        scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(
+            hidden * ctx
+        )[..., 0]
+        return masked_softmax(scores, mask, axis=-1)
+
+
+MIXTURES = ("raw", "softmax")
+
+
+class AttentionMixture(nn.Module):
+    """MOMA layer: a learnable mixture of `num_blocks` attention blocks (card C4).
+
+    a_n = MeanContextAttention_n(Y) with separate weights, and (seed 003 eq. 9)
+
+        a_mix = sum_n gamma_n a_n
+
+    with learnable gamma, initialised uniformly in [0, 1) ("randomly").
+    `mixture='raw'` uses gamma as printed, so a_mix sums to sum_n gamma_n over
+    the valid frames; `mixture='softmax'` mixes with softmax(gamma), so a_mix
+    is a distribution over the valid frames. Either way masked frames get
+    exactly 0.
+
+    Attributes:
+        num_blocks: n (seed 003: 3).
+        features: width A of each block.
+        mixture: 'raw' | 'softmax' (see above).
+        dtype: compute dtype of the projections (weights are float32).
+    """
+
+    num_blocks: int = 3
+    features: int = 128
+    mixture: str = "raw"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Mixes the blocks' attention weights.
+
+        Args:
+            inputs: [batch, time, dim] sequence Y.
+            mask: optional [batch, time] bool, True on real frames.
+
+        Returns:
+            (a_mix [batch, time] float32, blocks [batch, num_blocks, time]
+            float32: each block's weights, rows summing to 1 over real frames).
+        """
+        if self.mixture not in MIXTURES:
+            raise ValueError(
+                f"model.moma.mixture={self.mixture!r}; expected one of {MIXTURES}"
+            )
+        if self.num_blocks < 1:
+            raise ValueError(f"model.moma.blocks={self.num_blocks}; expected >= 1")
+        blocks = jnp.stack(
+            [
+                MeanContextAttention(self.features, dtype=self.dtype, name=f"block{n}")(
+                    inputs, mask
+                )
+                for n in range(self.num_blocks)
+            ],
+            axis=1,
+        )
+        gamma = self.param(
+            "gamma", nn.initializers.uniform(1.0), (self.num_blocks,), jnp.float32
+        )
+        if self.mixture == "softmax":
+            gamma = jax.nn.softmax(gamma)
+        return jnp.einsum("n,bnt->bt", gamma, blocks), blocks
+
+
+ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
+
+
+class LocalSelfAttention(nn.Module):
+    """Local additive self-attention with an attention width (card C5, seed 004).
+
+    The additive `SeqSelfAttention` of keras-self-attention that seed 004 uses
+    (attention_width=15, attention_activation='relu'): for query frame t and
+    key frame s,
+
+        h_ts = tanh(W_q x_t + W_k x_s + b_h)             (width U)
+        e_ts = act(w_a^T h_ts + b_a)
+        a_t. = masked softmax_s(e_t.) over the window
+               t - width // 2 <= s < t - width // 2 + width, real frames only
+        out_t = sum_s a_ts x_s
+
+    Masking differs from keras (which only masks pairs where both frames are
+    padding): a padded key frame gets exactly 0 weight, and a padded query
+    frame's row is all 0 (so is its output).
+
+    Attributes:
+        width: attention width (window length in frames, >= 1).
+        features: width U of the additive layer (keras default 32).
+        activation: 'relu' | 'tanh' | 'sigmoid' | 'none', applied to e.
+        dtype: compute dtype of the projections (weights are float32).
+    """
+
+    width: int = 15
+    features: int = 32
+    activation: str = "relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Attends within the window around each frame.
+
+        Args:
+            inputs: [batch, time, dim] frames x_t.
+            mask: optional [batch, time] bool, True on real frames.
+
+        Returns:
+            (outputs [batch, time, dim] in the inputs' dtype, zero on padded
+            frames; weights [batch, time (query), time (key)] float32, rows
+            of real frames summing to 1).
+        """
+        if self.width < 1:
+            raise ValueError(f"model.local_attention.width={self.width}; expected >= 1")
+        if self.activation not in ACTIVATIONS and self.activation != "none":
+            raise ValueError(
+                f"model.local_attention.activation={self.activation!r}; expected "
+                f"one of {sorted(ACTIVATIONS) + ['none']}"
+            )
+        time = inputs.shape[1]
+        if mask is None:
+            mask = jnp.ones(inputs.shape[:2], bool)
+        query = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name="query")
+        key = nn.Dense(self.features, use_bias=True, dtype=self.dtype, name="key")
+        hidden = jnp.tanh(query(inputs)[:, :, None, :] + key(inputs)[:, None, :, :])
+        scores = nn.Dense(1, dtype=self.dtype, name="score")(hidden)[..., 0]
+        scores = scores.astype(jnp.float32)
+        if self.activation != "none":
+            scores = ACTIVATIONS[self.activation](scores)
+        steps = jnp.arange(time)
+        lower = steps[:, None] - self.width // 2
+        window = (steps[None, :] >= lower) & (steps[None, :] < lower + self.width)
+        pair_mask = window[None] & mask[:, :, None] & mask[:, None, :]
+        weights = masked_softmax(scores, pair_mask, axis=-1)
+        outputs = jnp.einsum("bts,bsd->btd", weights, inputs.astype(jnp.float32))
+        return outputs.astype(inputs.dtype), weights

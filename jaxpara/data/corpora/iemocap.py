@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 
-from jaxpara.data.types import Corpus, CorpusError, Example
+from jaxpara.data.types import Corpus, CorpusError, Example, is_missing_file
 
 NAME = "iemocap"
 LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
@@ -164,7 +164,7 @@ def read(root: str, *, improvised_only: bool = False) -> Corpus:
                     excluded.append((utt, "scripted dialogue (improvised_only=True)"))
                     continue
                 wav = os.path.join(wav_dir, dialog, utt + ".wav")
-                if not os.path.isfile(wav):
+                if is_missing_file(wav):
                     raise CorpusError(
                         f"missing wav {wav} for utterance {utt} labelled "
                         f"{code!r} at {where}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import os
 
-from jaxpara.data.types import Corpus, CorpusError, Example
+from jaxpara.data.types import Corpus, CorpusError, Example, is_missing_file
 
 NAME = "manifest"
 # The classes come from the CSV: `Corpus.labels` is the sorted set of its
@@ -112,7 +112,7 @@ def _example(
             f"{where}: duplicate path {raw_path!r} (first on line {paths[path]})"
         )
     paths[path] = line
-    if not os.path.isfile(path):
+    if is_missing_file(path):
         raise CorpusError(f"{where}: missing audio file {path} (path {raw_path!r})")
     gender_raw = values.get("gender", "")
     if gender_raw.lower() not in _GENDERS:

@@ -1,0 +1,277 @@
+"""Self-attention CNN-BiLSTM with gender embedding (card C5, seed 004).
+
+    inputs [B, T, 40, 3] -> 6 x (conv 5x3 -> BN -> ReLU), 128 filters in the
+    first layer and 256 in the rest, one 2x2 max pool after the first
+    -> [B, T/2, 20, 256] -> reshape [B, T/2, 5120] -> Dense(768) (linear)
+    -> BiLSTM 128 per direction [B, T/2, 256]
+    -> Model 1 (`attention='temporal'`): ACRNN temporal attention pooling
+       (card C1, `TemporalAttention`);
+       Model 2 (`attention='local_self'`): local additive self-attention,
+       width 15, ReLU (`LocalSelfAttention`), then the average over the real
+       frames (global average pooling)
+    -> utterance vector [B, 256], concatenated with the gender vector
+       (`use_gender`): Embed(2 -> 300) -> Dense(64) -> [B, 64]
+    -> Dense(head_features) + ReLU + Dropout -> Dense(num_classes).
+
+Decisions where seed 004 is silent (card C5): the convolutions are followed by
+BatchNorm (masked batch statistics, as in `crnn.ResidualBlock`); the gender
+Dense(64) is linear (the Keras default; the paper names no activation); the
+head has one hidden layer of `head_features`.
+
+Gender codes (`jaxpara.data.pipeline.GENDER_CODE`): 1 = male, 0 = female,
+anything else (-1 = unknown, e.g. a manifest without a gender column) = the
+mean of the two embedding rows, a point between the genders the Dense layer
+has seen in training, rather than a zero vector it never saw. With
+`use_gender=False` the gender branch has no parameters and `gender` is ignored.
+
+Padding: as in `crnn`, padded frames are zeroed before every convolution and
+excluded from BatchNorm's statistics, the time pool maps a length to
+ceil(length / 2), the BiLSTM stops at that length and both poolings give the
+padded frames exactly 0 weight, so logits do not depend on the padded tail.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpara.models.attention import (
+    LocalSelfAttention,
+    TemporalAttention,
+    sequence_mask,
+)
+from jaxpara.models.crnn import _zero_padding
+from jaxpara.models.recurrent import BiLSTM
+
+Dtype = Any
+ATTENTIONS = ("temporal", "local_self")
+
+
+class ConvStack(nn.Module):
+    """Plain conv -> BN -> ReLU layers, one max pool after the first (card C5).
+
+    Attributes:
+        features: output channels of each conv layer.
+        kernel_size: conv kernel (time, freq).
+        pool: (time, freq) max-pool window = stride after the first layer.
+        dtype: compute dtype (weights float32).
+    """
+
+    features: Sequence[int] = (128, 256, 256, 256, 256, 256)
+    kernel_size: tuple[int, int] = (5, 3)
+    pool: tuple[int, int] = (2, 2)
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, mask: jax.Array, *, train: bool
+    ) -> tuple[jax.Array, jax.Array]:
+        """Runs the stack.
+
+        Args:
+            inputs: [batch, time, freq, channels] features.
+            mask: [batch, time] bool, True on real frames (a prefix).
+            train: BatchNorm uses (masked) batch statistics.
+
+        Returns:
+            (features [batch, ceil(time / p_t), ceil(freq / p_f), features[-1]],
+            zero on padded frames; mask [batch, ceil(time / p_t)]).
+        """
+        conv = functools.partial(
+            nn.Conv,
+            kernel_size=tuple(self.kernel_size),
+            use_bias=False,
+            dtype=self.dtype,
+        )
+        norm = functools.partial(
+            nn.BatchNorm, use_running_average=not train, momentum=0.9, dtype=self.dtype
+        )
+        x = _zero_padding(inputs.astype(self.dtype), mask)
+        pool = tuple(self.pool)
+        for layer, width in enumerate(self.features):
+            x = conv(width, name=f"conv{layer}")(x)
+            x = norm(name=f"bn{layer}")(x, mask=mask[:, :, None, None])
+            x = _zero_padding(nn.relu(x), mask)
+            if layer == 0:
+                # Post-ReLU inputs are >= 0, so a window straddling the end of
+                # the real frames returns its real maximum.
+                x = nn.max_pool(x, pool, strides=pool, padding="SAME")
+                mask = (
+                    nn.max_pool(
+                        mask[:, :, None].astype(jnp.float32),
+                        pool[:1],
+                        strides=pool[:1],
+                        padding="SAME",
+                    )[:, :, 0]
+                    > 0.0
+                )
+        return x, mask
+
+
+class GenderEmbedding(nn.Module):
+    """Gender code -> Embed(2, embedding) -> Dense(features) (seed 004 sec. 2.3).
+
+    Attributes:
+        embedding: embedding width (seed 004: 300).
+        features: output width (64).
+        dtype: compute dtype (weights float32).
+    """
+
+    embedding: int = 300
+    features: int = 64
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, gender: jax.Array) -> jax.Array:
+        """Embeds gender codes.
+
+        Args:
+            gender: [batch] int, 1 = male, 0 = female, other = unknown (the
+                mean of the two embedding rows).
+
+        Returns:
+            [batch, features] float32.
+        """
+        embed = nn.Embed(2, self.embedding, name="embed")
+        gender = jnp.asarray(gender, jnp.int32)
+        known = (gender == 0) | (gender == 1)
+        rows = embed(jnp.clip(gender, 0, 1))
+        unknown = jnp.mean(embed.embedding, axis=0)
+        vectors = jnp.where(known[:, None], rows, unknown[None, :])
+        out = nn.Dense(self.features, dtype=self.dtype, name="dense")(
+            vectors.astype(self.dtype)
+        )
+        return out.astype(jnp.float32)
+
+
+class CNNBiLSTM(nn.Module):
+    """CNN -> Dense(768) -> BiLSTM -> attention pooling (+ gender) -> classifier.
+
+    Attributes:
+        num_classes: number of logits K.
+        conv_features: channels of the conv layers (6 in seed 004).
+        conv_kernel: conv kernel (time, freq) (seed 004: 5x3).
+        frame_features: width of the linear per-frame layer (768).
+        lstm_features: BiLSTM units per direction (128).
+        attention: 'temporal' (Model 1) | 'local_self' (Model 2).
+        attention_features: width of the temporal attention's tanh layer
+            (Model 1).
+        local_attention_width: window of the self-attention (Model 2: 15).
+        local_attention_features: width of its additive layer (keras: 32).
+        local_attention_activation: activation of its scores ('relu').
+        use_gender: concatenate the gender vector to the utterance vector.
+        gender_embedding: gender embedding width (300).
+        gender_features: gender vector width (64).
+        head_features: width of the hidden dense layer of the classifier.
+        dropout: dropout rate after that layer (rng 'dropout').
+        dtype: compute dtype (float32 | bfloat16); weights, BN statistics,
+            attention weights and logits stay float32.
+    """
+
+    num_classes: int
+    conv_features: Sequence[int] = (128, 256, 256, 256, 256, 256)
+    conv_kernel: tuple[int, int] = (5, 3)
+    frame_features: int = 768
+    lstm_features: int = 128
+    attention: str = "local_self"
+    attention_features: int = 64
+    local_attention_width: int = 15
+    local_attention_features: int = 32
+    local_attention_activation: str = "relu"
+    use_gender: bool = True
+    gender_embedding: int = 300
+    gender_features: int = 64
+    head_features: int = 64
+    dropout: float = 0.2
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: jax.Array,
+        frames: jax.Array | None = None,
+        gender: jax.Array | None = None,
+        *,
+        train: bool,
+    ) -> jax.Array:
+        """Classifies a batch of segments.
+
+        Args:
+            inputs: [batch, time, freq, channels] normalised features,
+                zero-padded at the end.
+            frames: optional [batch] int number of real frames per segment;
+                None = all `time` frames are real.
+            gender: optional [batch] int (1 = male, 0 = female, -1 =
+                unknown); None = unknown for every example. Used only with
+                `use_gender`.
+            train: BatchNorm batch statistics and dropout (rng 'dropout').
+
+        Returns:
+            [batch, num_classes] float32 logits.
+
+        Raises:
+            ValueError: `attention` is not 'temporal' or 'local_self'.
+        """
+        if self.attention not in ATTENTIONS:
+            raise ValueError(
+                f"model.attention={self.attention!r} for CNNBiLSTM; expected one "
+                f"of {ATTENTIONS} (Model 1, Model 2)"
+            )
+        batch, time = inputs.shape[:2]
+        if frames is None:
+            mask = jnp.ones((batch, time), bool)
+        else:
+            mask = sequence_mask(frames, time)
+        x, mask = ConvStack(
+            tuple(self.conv_features),
+            tuple(self.conv_kernel),
+            dtype=self.dtype,
+            name="cnn",
+        )(inputs, mask, train=train)
+        lengths = jnp.sum(mask, axis=1, dtype=jnp.int32)
+
+        x = x.reshape(batch, x.shape[1], -1)
+        x = nn.Dense(self.frame_features, dtype=self.dtype, name="frame")(x)
+        x, _ = BiLSTM(self.lstm_features, dtype=self.dtype, name="lstm")(x, lengths)
+
+        if self.attention == "temporal":
+            pooled, alpha = TemporalAttention(
+                self.attention_features, dtype=self.dtype, name="attention"
+            )(x, mask)
+            self.sow("intermediates", "temporal_attention", alpha)
+        else:
+            attended, weights = LocalSelfAttention(
+                self.local_attention_width,
+                self.local_attention_features,
+                self.local_attention_activation,
+                dtype=self.dtype,
+                name="attention",
+            )(x, mask)
+            self.sow("intermediates", "local_attention", weights)
+            valid = mask[..., None].astype(jnp.float32)
+            count = jnp.maximum(jnp.sum(valid, axis=1), 1.0)
+            pooled = jnp.sum(attended.astype(jnp.float32) * valid, axis=1) / count
+        pooled = pooled.astype(jnp.float32)
+
+        if self.use_gender:
+            if gender is None:
+                gender = jnp.full((batch,), -1, jnp.int32)
+            vector = GenderEmbedding(
+                self.gender_embedding,
+                self.gender_features,
+                dtype=self.dtype,
+                name="gender",
+            )(gender)
+            pooled = jnp.concatenate([pooled, vector], axis=-1)
+
+        h = nn.Dense(self.head_features, dtype=self.dtype, name="head")(
+            pooled.astype(self.dtype)
+        )
+        h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(h)
+        return logits.astype(jnp.float32)
