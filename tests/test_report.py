@@ -12,7 +12,7 @@ import pytest
 from flax import traverse_util
 
 from configs import default
-from jaxpara import checkpointing, models, report
+from jaxpara import attention_plots, checkpointing, models, report
 from jaxpara.audio import stats
 from jaxpara.data import pipeline
 from jaxpara.data.types import Corpus, Example
@@ -99,7 +99,7 @@ def test_fold_bars_show_each_fold_and_seed():
 def test_attention_of_a_corpus_utterance_is_the_models_sown_weights(demo):
     cfg = demo_run.demo_config(demo["root"])
     utt = "Ses02F_impro01_M000"
-    out = report.write_attention(demo["workdir"], utt)
+    out = attention_plots.write_attention(demo["workdir"], utt)
     drawn = out["drawn"]
     assert set(drawn) == {"temporal_attention"}
     with np.load(out["npz"]) as z:
@@ -156,7 +156,7 @@ def _random_utterance(num_frames: int, seg_cfg):
         data,
         allow_skips=False,
     )
-    return feats, split, report.segment_starts(num_frames, data.segment)
+    return feats, split, attention_plots.segment_starts(num_frames, data.segment)
 
 
 def test_sacrnn_maps_per_iteration_are_drawn_exactly():
@@ -181,13 +181,13 @@ def test_sacrnn_maps_per_iteration_are_drawn_exactly():
             lambda x: np.ones(x.shape, np.float32), shapes["batch_stats"]
         ),
     }
-    sown = report.sown_attention(model, variables, split, None, batch_size=4)
+    sown = attention_plots.sown_attention(model, variables, split, None, batch_size=4)
     expected = _sown_independently(model, variables, split, None)
     name = "convlstm/spatial_attention"
     assert set(sown) == set(expected) == {name}
     np.testing.assert_allclose(sown[name], expected[name], atol=1e-6)
     assert sown[name].std() > 1e-4  # Not a trivially uniform map.
-    fig, drawn = report.attention_figure(
+    fig, drawn = attention_plots.attention_figure(
         feats, split.frames, starts, sown, length=60, hop_s=0.01, segment=1
     )
     maps = drawn[name]
@@ -244,22 +244,26 @@ def test_every_sown_attention_array_of_a_model_is_drawn(name, overrides):
     }
     attention = {k: a for k, a in arrays.items() if "attention" in k.split("/")[-1]}
     assert attention and set(arrays) - set(attention) <= {"deep_spectrum"}
-    fig, drawn = report.attention_figure(
+    fig, drawn = attention_plots.attention_figure(
         feats, split.frames, starts, arrays, length=60, hop_s=0.01
     )
     assert set(drawn) == set(attention)  # deep_spectrum is not attention.
     for key, value in drawn.items():
-        kind = report.attention_kind(key, attention[key].ndim - 1)
+        kind = attention_plots.attention_kind(key, attention[key].ndim - 1)
         full = attention[key]
         want = {
-            report.TIME: full,
-            report.BLOCKS: full,
-            report.CHANNEL_MAP: full[0].mean(-1),
+            attention_plots.TIME: full,
+            attention_plots.BLOCKS: full,
+            attention_plots.CHANNEL_MAP: full[0].mean(-1),
         }.get(kind, full[0])
         np.testing.assert_array_equal(value, want)
     images = [np.asarray(im.get_array()) for ax in fig.axes for im in ax.images]
     for key, value in drawn.items():  # Maps are drawn as images, time on x.
-        kind = report.attention_kind(key, attention[key].ndim - 1)
-        panels = {report.MAPS: list(value), report.TIME: [], report.BLOCKS: []}
+        kind = attention_plots.attention_kind(key, attention[key].ndim - 1)
+        panels = {
+            attention_plots.MAPS: list(value),
+            attention_plots.TIME: [],
+            attention_plots.BLOCKS: [],
+        }
         for panel in panels.get(kind, [value] if value.ndim == 2 else []):
             assert any(np.array_equal(im, panel.T) for im in images), key
