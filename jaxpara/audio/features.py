@@ -203,16 +203,43 @@ def _frame(pieces: jax.Array, spec: FeatureSpec, num_frames: int) -> jax.Array:
     return pieces[:, index]
 
 
-def _power_spectrum(pieces: jax.Array, spec: FeatureSpec, num_frames: int):
-    """[G, piece_len] signal pieces -> [G, num_frames, n_fft // 2 + 1] |STFT|^2."""
-    frames = _frame(pieces, spec, num_frames) * _window(spec)
-    spectrum = jnp.fft.rfft(frames, axis=-1)
-    return jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+def _centred_frames(signals: jax.Array, spec: FeatureSpec, num_frames: int):
+    """Frames of the centre-padded signals without materialising the padding.
+
+    One gather with clamped indices and a select for the `n_fft // 2` zeros on
+    each side: XLA fuses it with the masking of `signals` into a single pass
+    (~10% faster end to end on the 2-core CPU than pad + gather).
+
+    Args:
+      signals: [B, N] float32.
+      spec: feature spec.
+      num_frames: frames per signal.
+
+    Returns:
+      [B, num_frames, n_fft]; frame t covers samples t * hop - n_fft // 2 ...
+    """
+    num_samples = signals.shape[1]
+    index = (
+        np.arange(num_frames)[:, None] * spec.hop_length
+        + np.arange(spec.n_fft)[None, :]
+        - spec.n_fft // 2
+    )
+    inside = (index >= 0) & (index < num_samples)
+    return jnp.where(inside, signals[:, np.clip(index, 0, num_samples - 1)], 0.0)
 
 
-def _static_features(pieces: jax.Array, spec: FeatureSpec, num_frames: int):
-    """[G, piece_len] signal pieces -> [G, num_frames, F] static features."""
-    power = _power_spectrum(pieces, spec, num_frames)
+def _power_spectrum(frames: jax.Array, spec: FeatureSpec) -> jax.Array:
+    """[..., n_fft] frames -> [..., n_fft // 2 + 1] |STFT|^2 (Hamming window)."""
+    shape = frames.shape
+    # A 2-D rfft is a few percent faster than the 3-D one on XLA CPU.
+    spectrum = jnp.fft.rfft((frames * _window(spec)).reshape(-1, shape[-1]), axis=-1)
+    power = jnp.square(spectrum.real) + jnp.square(spectrum.imag)
+    return power.reshape(*shape[:-1], power.shape[-1])
+
+
+def _static_features(frames: jax.Array, spec: FeatureSpec) -> jax.Array:
+    """[..., n_fft] frames -> [..., F] static features."""
+    power = _power_spectrum(frames, spec)
     if spec.kind == "stft":
         return jnp.log(jnp.sqrt(power) + spec.log_floor)
     mel = jnp.matmul(power, _mel_matrix(spec), precision=jax.lax.Precision.HIGHEST)
@@ -226,7 +253,7 @@ def _spectral_map(
     out_bins: int,
     frames_per_step: int | None,
 ) -> jax.Array:
-    """Applies `fn(pieces, spec, frames) -> [G, frames, out_bins]` in blocks.
+    """Applies `fn(frames, spec) -> [..., out_bins]` to the frames, in blocks.
 
     The centre-padded signals are cut into pieces of `block` frames (plus the
     overlap a frame needs), which are processed `frames_per_step` frames per
@@ -235,7 +262,7 @@ def _spectral_map(
     Args:
       signals: [B, N] float32, zeros after each signal's end.
       spec: feature spec (static).
-      fn: per-piece spectral function, see `_static_features`.
+      fn: per-frame spectral function, see `_static_features`.
       out_bins: last dimension of `fn`'s output.
       frames_per_step: frames per `lax.map` step; 0 = one vectorised step.
 
@@ -258,11 +285,8 @@ def _spectral_map(
     # (num_blocks + 1) blocks, then pair each block with the head of the next.
     total = (num_blocks + 1) * block * hop
     left = n_fft // 2
-    if num_blocks == 1:  # One vectorised step: frame the padded signal directly.
-        span = (block + r - 1) * hop
-        padded = jnp.pad(signals, ((0, 0), (left, max(0, span - num_samples - left))))
-        out = fn(padded[:, :span], spec, block)
-        return out[:, :total_frames]
+    if num_blocks == 1:  # One vectorised step: frame the signal directly.
+        return fn(_centred_frames(signals, spec, total_frames), spec)
     padded = jnp.pad(signals, ((0, 0), (left, max(0, total - num_samples - left))))
     rows = padded[:, :total].reshape(batch, num_blocks + 1, block * hop)
     pieces = jnp.concatenate(
@@ -270,10 +294,12 @@ def _spectral_map(
     ).reshape(batch * num_blocks, (block + r - 1) * hop)
     group = max(1, frames_per_step // block)
     if group >= pieces.shape[0]:
-        out = fn(pieces, spec, block)
+        out = fn(_frame(pieces, spec, block), spec)
     else:
         out = jax.lax.map(
-            lambda piece: fn(piece[None], spec, block)[0], pieces, batch_size=group
+            lambda piece: fn(_frame(piece[None], spec, block)[0], spec),
+            pieces,
+            batch_size=group,
         )
     out = out.reshape(batch, num_blocks * block, out_bins)
     return out[:, :total_frames]
@@ -335,9 +361,10 @@ def power_mel(
         frames_per_step = _default_frames_per_step()
     mel = _mel_matrix(spec)
 
-    def fn(pieces, spec, num_frames):
-        power = _power_spectrum(pieces, spec, num_frames)
-        return jnp.matmul(power, mel, precision=jax.lax.Precision.HIGHEST)
+    def fn(frames, spec):
+        return jnp.matmul(
+            _power_spectrum(frames, spec), mel, precision=jax.lax.Precision.HIGHEST
+        )
 
     return _spectral_map(
         _mask_signals(signals, None), spec, fn, spec.n_mels, frames_per_step
