@@ -50,7 +50,7 @@ def sown_attention(model, variables, split, norm, *, batch_size: int) -> dict:
     """Every attention array the model sows, per segment of a split.
 
     Runs the model in inference mode with mutable=['intermediates'] over the
-    split's padded evaluation batches (`jaxpara.evaluate._sown`).
+    split's padded evaluation batches (`jaxpara.evaluate.sown_intermediates`).
 
     Returns:
       {name: [S, ...] float32}; name = the sow path joined with '/', plus
@@ -64,7 +64,7 @@ def sown_attention(model, variables, split, norm, *, batch_size: int) -> dict:
 
     chunks: dict[str, list[np.ndarray]] = {}
     for batch in pipeline.eval_batches(split, norm, global_batch=batch_size):
-        inter = jax.device_get(evaluate._sown(model, variables, batch))
+        inter = jax.device_get(evaluate.sown_intermediates(model, variables, batch))
         for path, values in traverse_util.flatten_dict(inter).items():
             for i, value in enumerate(values):
                 name = "/".join(path) + (f"#{i}" if len(values) > 1 else "")

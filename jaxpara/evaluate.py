@@ -202,7 +202,7 @@ def evaluate_splits(predict_fn, data: dict, labels, eval_cfg):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _sown(model, variables, batch):
+def sown_intermediates(model, variables, batch):
     """The 'intermediates' a model sows on a batch, in inference mode."""
     _, state = model.apply(
         variables,
@@ -268,7 +268,7 @@ def save_attention(
         per_utt: dict[str, list[list[np.ndarray]]] = {}
         strides: dict[str, int] = {}
         for batch in pipeline.eval_batches(split, norm, global_batch=global_batch):
-            inter = jax.device_get(_sown(model, variables, batch))
+            inter = jax.device_get(sown_intermediates(model, variables, batch))
             time = batch["inputs"].shape[1]
             for path, values in traverse_util.flatten_dict(inter).items():
                 for i, arr in enumerate(values):
@@ -333,23 +333,33 @@ def protocol_results(
             "vad_no_speech": len(store.no_speech),
         },
     }
+    results.update(fold_splits(config, corpus.labels, fold_results))
     if len(fold_results) == 1:
-        results["splits"] = fold_results[0]["splits"]
         results["fold_warnings"] = fold_results[0]["warnings"]
-    else:
-        results["folds"] = [
-            {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
-            for r in fold_results
-        ]
-        results["summary"] = aggregation.summarise(results["folds"])
-        first = [r for r in fold_results if r["seed"] == config.seed]
-        results["splits"] = {
-            name: rep
-            for name in ("validation", "test")
-            if (rep := pooled_report(first, name, list(corpus.labels), config.eval))
-        }
     results["wall_time_s"] = round(wall_time_s, 1)
     return results
+
+
+def fold_splits(config, labels, fold_results: list[dict]) -> dict:
+    """The split reports of a run: {"splits"} for one fold and seed, else
+    {"folds" (each fold x seed), "summary" (mean/std over them), "splits"
+    (validation/test pooled over the folds of the first seed)}."""
+    if len(fold_results) == 1:
+        return {"splits": fold_results[0]["splits"]}
+    folds = [
+        {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
+        for r in fold_results
+    ]
+    first = [r for r in fold_results if r["seed"] == config.seed]
+    return {
+        "folds": folds,
+        "summary": aggregation.summarise(folds),
+        "splits": {
+            name: rep
+            for name in ("validation", "test")
+            if (rep := pooled_report(first, name, list(labels), config.eval))
+        },
+    }
 
 
 def write_results(workdir: str, results: dict, fold_results: list[dict]) -> None:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpara import aggregation, evaluate, metrics, models, predict, sharding, train
+from jaxpara import evaluate, metrics, models, predict, sharding, train
 from jaxpara.audio import stats
 from jaxpara.data import pipeline
 from jaxpara.data.types import Corpus, Fold
@@ -282,24 +282,7 @@ def export_features(config, workdir: str) -> dict:
             for r in fold_results
         ],
     }
-    if len(fold_results) == 1:
-        results["splits"] = fold_results[0]["splits"]
-    else:
-        results["folds"] = [
-            {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
-            for r in fold_results
-        ]
-        results["summary"] = aggregation.summarise(results["folds"])
-        first = [r for r in fold_results if r["seed"] == config.seed]
-        results["splits"] = {
-            name: rep
-            for name in ("validation", "test")
-            if (
-                rep := evaluate.pooled_report(
-                    first, name, list(corpus.labels), config.eval
-                )
-            )
-        }
+    results.update(evaluate.fold_splits(config, corpus.labels, fold_results))
     results["wall_time_s"] = round(time.time() - t0, 1)
     if jax.process_index() == 0:
         evaluate.write_json(os.path.join(workdir, RESULTS_FILE), results)

@@ -68,6 +68,11 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def create_state(model, tx, input_shape, rng, mesh) -> TrainState:
     """Builds the state abstractly first, then materialises it replicated."""
+    return create_states(model, tx, input_shape, [rng], mesh)[0]
+
+
+def create_states(model, tx, input_shape, rngs, mesh) -> list[TrainState]:
+    """One replicated state per key in `rngs`, all from one compiled init."""
 
     def init(rng):
         dummy = jnp.zeros((1, *input_shape), jnp.float32)
@@ -87,9 +92,10 @@ def create_state(model, tx, input_shape, rng, mesh) -> TrainState:
             lr_scale=jnp.ones((), jnp.float32),
         )
 
-    abstract = jax.eval_shape(init, rng)
+    abstract = jax.eval_shape(init, rngs[0])
     shardings = jax.tree_util.tree_map(lambda _: sharding.replicated(mesh), abstract)
-    return jax.jit(init, out_shardings=shardings)(rng)
+    compiled_init = jax.jit(init, out_shardings=shardings)
+    return [compiled_init(rng) for rng in rngs]
 
 
 @jax.jit

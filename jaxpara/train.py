@@ -218,15 +218,12 @@ def train_fold(
     # replica equals the single run of its seed.
     input_shape = (crop or train.segments.shape[1], *train.segments.shape[2:])
     state = state_lib.stack(
-        [
-            state_lib.create_state(
-                model, tx, input_shape, jax.random.key(s, impl="rbg"), mesh
-            )
-            for s in seeds
-        ]
+        state_lib.create_states(
+            model, tx, input_shape, [jax.random.key(s, impl="rbg") for s in seeds], mesh
+        )
     )
     dropout_rngs = jnp.stack([jax.random.fold_in(jax.random.key(s), 1) for s in seeds])
-    num_params = models.count_params(state_lib.replica(state.params, 0))
+    num_params = models.count_params(state.params) // len(seeds)
 
     repl = sharding.replicated(mesh)
     state_sh = sharding.state_shardings(state, mesh, leading=1)  # mesh.model

@@ -41,7 +41,7 @@ for ((i = 0; i < num_processes; i++)); do
     log="${workdir}/process_${i}.log"
   fi
   JAX_PLATFORMS=cpu \
-    XLA_FLAGS="--xla_force_host_platform_device_count=${devices}" \
+    XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${devices}" \
     JAX_COORDINATOR_ADDRESS="localhost:${port}" \
     JAX_NUM_PROCESSES="${num_processes}" \
     JAX_PROCESS_ID="${i}" \

@@ -10,7 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.test_train import REPO, _env, _main_cmd, tiny_config
+from tests.subproc import REPO, subprocess_env
+from tests.test_train import _main_cmd, tiny_config
 
 LAUNCHERS = ["launch/local.sh", "launch/slurm.sbatch", "launch/tpu_vm.sh"]
 
@@ -38,7 +39,7 @@ def test_two_processes_equal_one_process_with_two_devices(corpus_root, tmp_path)
     process with 2 devices give the same training curve and results."""
     extra = {"train.num_epochs": 1, "train.max_steps": 6, "mesh.data": 2}
     two = tmp_path / "two"
-    env = _env(devices=1)
+    env = subprocess_env(devices=1)
     env["JAXPARA_PORT"] = str(_free_port())
     cmd = ["bash", "launch/local.sh", "2", *_main_cmd(two, corpus_root, **extra)[3:]]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -52,7 +53,7 @@ def test_two_processes_equal_one_process_with_two_devices(corpus_root, tmp_path)
     out = subprocess.run(
         _main_cmd(one, corpus_root, **extra),
         cwd=REPO,
-        env=_env(devices=2),
+        env=subprocess_env(devices=2),
         capture_output=True,
         text=True,
     )

@@ -20,8 +20,7 @@ import pytest
 from configs import default, iemocap_cnn_bilstm, iemocap_moma
 from jaxpara import models
 from jaxpara.data import corpora
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.subproc import REPO, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +49,7 @@ def _run(config: str, workdir, root: str, model_name: str, **extra) -> dict:
         "eval.bootstrap": 50,
         **extra,
     }
-    env = dict(os.environ)
-    env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=1 "
-        "--xla_backend_optimization_level=0",
-        JAX_PLATFORMS="cpu",
-        JAX_COMPILATION_CACHE_DIR=os.path.join(str(workdir), "xla_cache"),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        PYTHONPATH=REPO,
-    )
+    env = subprocess_env(devices=1)
     cmd = [
         sys.executable,
         "-m",

@@ -4,7 +4,6 @@ and score the linear SVM on them."""
 
 import functools
 import json
-import os
 import subprocess
 import sys
 
@@ -15,8 +14,8 @@ import pytest
 from configs import iemocap_blstm_fcn
 from jaxpara import export, models
 from jaxpara.data import corpora, pipeline, splits
+from tests.subproc import REPO, subprocess_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/iemocap_blstm_fcn.py:blstm_fcn_2"
 # The test-sized run: 4 synthetic speakers (sessions 1-2), fold Session2.
 TINY = {
@@ -51,11 +50,10 @@ def exported(tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("c3")
     cfg = tiny_config()
+    cfg.mesh.data = 2  # 2 of the 8 fake devices (the export subprocess has 1).
     results = train.train_and_evaluate(cfg, str(workdir))
-    env = dict(os.environ)
     # Trained on 8 fake devices, exported on 1: the restore is device-agnostic.
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-    env["PYTHONPATH"] = REPO
+    env = subprocess_env(devices=1)
     cmd = [
         sys.executable,
         "-m",

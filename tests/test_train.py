@@ -13,8 +13,7 @@ import pytest
 
 from configs import demo
 from jaxpara.data import corpora
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.subproc import REPO, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +40,9 @@ def tiny_config(root: str):
     c.train.num_epochs = 2
     c.train.log_every_steps = 1
     c.eval.bootstrap = 50
+    # 2 of the 8 fake test devices: still data-parallel, without the
+    # per-step overhead of 8 device programs on a 2-core CI machine.
+    c.mesh.data = 2
     return c
 
 
@@ -74,17 +76,6 @@ def _main_cmd(workdir, root, **extra):
         f"--workdir={workdir}",
         *_overrides(root, **extra),
     ]
-
-
-def _env(devices: int = 1, compile_cache: str = ""):
-    env = dict(os.environ)
-    if compile_cache:  # Later runs reuse the first run's compiled programs.
-        env["JAX_COMPILATION_CACHE_DIR"] = compile_cache
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = REPO
-    return env
 
 
 def test_end_to_end_results_schema(corpus_root, tmp_path):
@@ -161,7 +152,9 @@ def test_one_device_equals_eight(corpus_root, tmp_path):
 
 def test_config_typo_fails_before_compiling(tmp_path):
     cmd = _main_cmd(tmp_path / "w", "", **{"train.num_epoch": 3})
-    out = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    out = subprocess.run(
+        cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True
+    )
     assert out.returncode != 0
     assert "num_epoch" in out.stderr
     assert not (tmp_path / "w").exists()
@@ -177,8 +170,8 @@ def test_unknown_model_name_is_named(corpus_root, tmp_path):
 
 
 def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
-    extra = {"train.checkpoint_every_steps": 1, "train.num_epochs": 4}
-    env = _env(compile_cache=str(tmp_path / "xla_cache"))
+    extra = {"train.checkpoint_every_steps": 1}  # 2 epochs of 12 steps.
+    env = subprocess_env()
     ref = tmp_path / "ref"
     subprocess.run(
         _main_cmd(ref, corpus_root, **extra),
@@ -230,8 +223,8 @@ def test_sigterm_checkpoints_and_the_restart_continues(corpus_root, tmp_path):
 
     from jaxpara import checkpointing
 
-    extra = {"train.num_epochs": 6, "train.checkpoint_every_steps": 1000}
-    env = _env(compile_cache=str(tmp_path / "xla_cache"))
+    extra = {"train.checkpoint_every_steps": 1000}  # 2 epochs of 12 steps.
+    env = subprocess_env()
     workdir = tmp_path / "run"
     proc = subprocess.Popen(
         _main_cmd(workdir, corpus_root, **extra),

@@ -30,6 +30,20 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
 
 
+def frames_mask(frames: jax.Array | None, batch: int, time: int) -> jax.Array:
+    """[batch, time] bool mask of the model call contract (`jaxpara.models`):
+    `frames` [batch] real frames per segment; None = all `time` frames real."""
+    if frames is None:
+        return jnp.ones((batch, time), bool)
+    return sequence_mask(frames, time)
+
+
+def zero_padding(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Zeroes [batch, time, ...] features where mask [batch, time] is False."""
+    mask = mask.reshape(mask.shape + (1,) * (x.ndim - 2))
+    return jnp.where(mask, x, jnp.zeros((), x.dtype))
+
+
 def masked_softmax(
     scores: jax.Array, mask: jax.Array | None = None, axis: int = -1
 ) -> jax.Array:

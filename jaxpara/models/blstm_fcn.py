@@ -47,6 +47,7 @@ from jaxpara.models.attention import (
     LinearTemporalAttention,
     ScaledAttentionPooling,
     sequence_mask,
+    zero_padding,
 )
 from jaxpara.models.recurrent import StackedLSTM
 
@@ -54,12 +55,6 @@ Dtype = Any
 
 # `branches` values: both branches fused, or one of them alone (Table 5).
 BRANCHES = ("blstm_fcn", "blstm", "fcn")
-
-
-def _zero_padding(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Zeroes [batch, time, ...] features where mask [batch, time] is False."""
-    mask = mask.reshape(mask.shape + (1,) * (x.ndim - 2))
-    return jnp.where(mask, x, jnp.zeros((), x.dtype))
 
 
 def _pooled_mask(mask: jax.Array, pool: int) -> jax.Array:
@@ -160,7 +155,7 @@ class AttentionFCN(nn.Module):
         x = inputs.astype(self.dtype)
         pool = tuple(self.pool)
         for i, width in enumerate(self.conv_features):
-            x = _zero_padding(x, mask)
+            x = zero_padding(x, mask)
             x = nn.Conv(
                 width,
                 tuple(self.kernel_size),
@@ -174,7 +169,7 @@ class AttentionFCN(nn.Module):
                 dtype=self.dtype,
                 name=f"bn{i}",
             )(x, mask=mask[:, :, None, None])
-            x = _zero_padding(nn.relu(x), mask)
+            x = zero_padding(nn.relu(x), mask)
             x = nn.max_pool(x, pool, strides=pool, padding="SAME")
             mask = _pooled_mask(mask, pool[0])
             x = nn.Dropout(self.dropout, deterministic=not train)(x)

@@ -43,9 +43,9 @@ import jax.numpy as jnp
 from jaxpara.models.attention import (
     LocalSelfAttention,
     TemporalAttention,
-    sequence_mask,
+    frames_mask,
+    zero_padding,
 )
-from jaxpara.models.crnn import _zero_padding
 from jaxpara.models.recurrent import BiLSTM
 
 Dtype = Any
@@ -91,12 +91,12 @@ class ConvStack(nn.Module):
         norm = functools.partial(
             nn.BatchNorm, use_running_average=not train, momentum=0.9, dtype=self.dtype
         )
-        x = _zero_padding(inputs.astype(self.dtype), mask)
+        x = zero_padding(inputs.astype(self.dtype), mask)
         pool = tuple(self.pool)
         for layer, width in enumerate(self.features):
             x = conv(width, name=f"conv{layer}")(x)
             x = norm(name=f"bn{layer}")(x, mask=mask[:, :, None, None])
-            x = _zero_padding(nn.relu(x), mask)
+            x = zero_padding(nn.relu(x), mask)
             if layer == 0:
                 # Post-ReLU inputs are >= 0, so a window straddling the end of
                 # the real frames returns its real maximum.
@@ -199,20 +199,11 @@ class CNNBiLSTM(nn.Module):
         *,
         train: bool,
     ) -> jax.Array:
-        """Classifies a batch of segments.
+        """Classifies a batch of segments (call contract: `jaxpara.models`).
 
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames per segment;
-                None = all `time` frames are real.
-            gender: optional [batch] int (1 = male, 0 = female, -1 =
-                unknown); None = unknown for every example. Used only with
-                `use_gender`.
-            train: BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
+        `gender` [batch] (1 = male, 0 = female, -1 = unknown; None = unknown
+        for every example) is used only with `use_gender`; `train` switches
+        BatchNorm batch statistics and dropout (rng 'dropout').
 
         Raises:
             ValueError: `attention` is not 'temporal' or 'local_self'.
@@ -223,10 +214,7 @@ class CNNBiLSTM(nn.Module):
                 f"of {ATTENTIONS} (Model 1, Model 2)"
             )
         batch, time = inputs.shape[:2]
-        if frames is None:
-            mask = jnp.ones((batch, time), bool)
-        else:
-            mask = sequence_mask(frames, time)
+        mask = frames_mask(frames, batch, time)
         x, mask = ConvStack(
             tuple(self.conv_features),
             tuple(self.conv_kernel),

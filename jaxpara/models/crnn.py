@@ -21,15 +21,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpara.models.attention import TemporalAttention, sequence_mask
+from jaxpara.models.attention import (
+    TemporalAttention,
+    frames_mask,
+    sequence_mask,
+    zero_padding,
+)
 from jaxpara.models.recurrent import LSTM, BiLSTM
 
 Dtype = Any
-
-
-def _zero_padding(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Zeroes [batch, time, freq, channels] features where mask [batch, time] is False."""
-    return jnp.where(mask[:, :, None, None], x, jnp.zeros((), x.dtype))
 
 
 class ResidualBlock(nn.Module):
@@ -72,9 +72,9 @@ class ResidualBlock(nn.Module):
             dtype=self.dtype,
         )
         skip = nn.relu(norm(name="bn0")(conv(name="conv0")(inputs), mask=bn_mask))
-        skip = _zero_padding(skip, mask)
+        skip = zero_padding(skip, mask)
         x = norm(name="bn1")(conv(name="conv1")(skip), mask=bn_mask)
-        return _zero_padding(nn.relu(x + skip), mask)
+        return zero_padding(nn.relu(x + skip), mask)
 
 
 class ConvFrontEnd(nn.Module):
@@ -117,7 +117,7 @@ class ConvFrontEnd(nn.Module):
             )
         if mask is None:
             mask = jnp.ones(inputs.shape[:2], bool)
-        x = _zero_padding(inputs.astype(self.dtype), mask)
+        x = zero_padding(inputs.astype(self.dtype), mask)
         for block, (width, pool) in enumerate(
             zip(self.features, self.pools, strict=True)
         ):
@@ -226,25 +226,14 @@ class ACRNN(nn.Module):
         *,
         train: bool,
     ) -> jax.Array:
-        """Classifies a batch of segments.
+        """Classifies a batch of segments (call contract: `jaxpara.models`).
 
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames per segment;
-                None = all `time` frames are real.
-            gender: optional [batch] int; accepted and ignored.
-            train: BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
+        `gender` is accepted and ignored; `train` switches BatchNorm batch
+        statistics and dropout (rng 'dropout').
         """
         del gender  # ACRNN does not condition on speaker gender.
         batch, time = inputs.shape[:2]
-        if frames is None:
-            mask = jnp.ones((batch, time), bool)
-        else:
-            mask = sequence_mask(frames, time)
+        mask = frames_mask(frames, batch, time)
         x, mask = ConvFrontEnd(
             tuple(self.conv_features),
             front_end_pools(len(self.conv_features)),

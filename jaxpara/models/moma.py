@@ -79,18 +79,10 @@ class MOMA(nn.Module):
         *,
         train: bool,
     ) -> jax.Array:
-        """Classifies a batch of segments.
+        """Classifies a batch of segments (call contract: `jaxpara.models`).
 
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames per segment;
-                None = all `time` frames are real.
-            gender: optional [batch] int; accepted and ignored.
-            train: dropout on (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
+        `gender` is accepted and ignored; `train` switches dropout (rng
+        'dropout').
         """
         del gender  # MOMA does not condition on speaker gender.
         batch, time = inputs.shape[:2]

@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpara.models.attention import sequence_mask
+from jaxpara.models.attention import frames_mask, sequence_mask
 from jaxpara.models.convlstm import AttentiveConvLSTM
 from jaxpara.models.crnn import ACRNNHead, ConvFrontEnd, front_end_pools
 
@@ -52,10 +52,7 @@ def _front_end(
 ) -> tuple[jax.Array, jax.Array]:
     """Card C1's shared CNN ('cnn' in `module`): features and pooled mask."""
     batch, time = inputs.shape[:2]
-    if frames is None:
-        mask = jnp.ones((batch, time), bool)
-    else:
-        mask = sequence_mask(frames, time)
+    mask = frames_mask(frames, batch, time)
     return ConvFrontEnd(
         tuple(module.conv_features),
         front_end_pools(len(module.conv_features)),
@@ -147,18 +144,10 @@ class SACRNN(nn.Module):
         *,
         train: bool,
     ) -> jax.Array:
-        """Classifies a batch of segments.
+        """Classifies a batch of segments (call contract: `jaxpara.models`).
 
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames per segment;
-                None = all `time` frames are real.
-            gender: optional [batch] int; accepted and ignored.
-            train: BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
+        `gender` is accepted and ignored; `train` switches BatchNorm batch
+        statistics and dropout (rng 'dropout').
         """
         del gender  # SACRNN does not condition on speaker gender.
         x, mask = _front_end(self, inputs, frames, train=train)

@@ -1,19 +1,13 @@
 """masked_softmax and TemporalAttention against the NumPy formulas."""
 
-import functools
-
 import jax
 import numpy as np
 
 from jaxpara.models.attention import TemporalAttention, masked_softmax, sequence_mask
 
 LENGTHS = np.array([6, 3, 1], np.int32)
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
 # Jitted: one compile per shape instead of one per eager op.
-jit_masked_softmax = _jit(masked_softmax, static_argnames="axis")
+jit_masked_softmax = jax.jit(masked_softmax, static_argnames="axis")
 
 
 def test_sequence_mask():
@@ -32,7 +26,7 @@ def test_masked_softmax_all_but_one_masked_and_all_masked():
     weights = np.asarray(jit_masked_softmax(scores.T, mask[0][:, None], axis=0))
     np.testing.assert_array_equal(weights, [[0, 0], [0, 0], [1, 1], [0, 0]])
     # A fully masked row has finite (zero) gradients, not NaN.
-    grad = _jit(jax.grad(lambda s: (masked_softmax(s, mask) * s).sum()))(scores)
+    grad = jax.jit(jax.grad(lambda s: (masked_softmax(s, mask) * s).sum()))(scores)
     assert np.all(np.isfinite(grad))
 
 
@@ -64,7 +58,7 @@ def test_temporal_attention_matches_formula():
     params = jax.tree_util.tree_map(
         lambda s: rng.normal(size=s.shape).astype(np.float32), shapes["params"]
     )
-    pooled, alpha = _jit(model.apply)({"params": params}, inputs, mask)
+    pooled, alpha = jax.jit(model.apply)({"params": params}, inputs, mask)
     pooled, alpha = np.asarray(pooled), np.asarray(alpha)
     assert pooled.shape == (batch, dim) and alpha.shape == (batch, time)
 

@@ -20,10 +20,6 @@ from jaxpara.models.attention import (
 from jaxpara.models.blstm_fcn import VARIANTS, AttentionBLSTMFCN
 
 LENGTHS = np.array([6, 3, 1], np.int32)
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
 
 
 def _numpy_params(shapes, rng):
@@ -48,7 +44,9 @@ def test_linear_temporal_attention_matches_formula():
         "score": {"kernel": (dim, 1)}
     }
     params = _numpy_params(shapes, rng)
-    pooled, alpha = map(np.asarray, _jit(model.apply)({"params": params}, inputs, mask))
+    pooled, alpha = map(
+        np.asarray, jax.jit(model.apply)({"params": params}, inputs, mask)
+    )
     assert pooled.shape == (batch, dim) and alpha.shape == (batch, time)
     w = np.asarray(params["score"]["kernel"], np.float64)[:, 0]
     for row, length in enumerate(LENGTHS):
@@ -73,7 +71,9 @@ def test_scaled_attention_pooling_matches_formula(scale):
         "score": {"kernel": (features, 1)},
     }
     params = _numpy_params(shapes, rng)
-    pooled, alpha = map(np.asarray, _jit(model.apply)({"params": params}, inputs, mask))
+    pooled, alpha = map(
+        np.asarray, jax.jit(model.apply)({"params": params}, inputs, mask)
+    )
     assert pooled.shape == (batch, dim) and alpha.shape == (batch, time, freq)
     w = np.asarray(params["proj"]["kernel"], np.float64)
     b = np.asarray(params["proj"]["bias"], np.float64)
@@ -191,7 +191,7 @@ def fusion_run():
         np.abs, variables["batch_stats"]
     )  # Running variances must be positive.
 
-    @_jit
+    @jax.jit
     def run(variables, inputs):
         evaluated, inter = model.apply(
             variables, inputs, frames, train=False, mutable=["intermediates"]

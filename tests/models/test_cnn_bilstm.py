@@ -12,11 +12,7 @@ import pytest
 from jaxpara.models import MODELS, count_params
 from jaxpara.models.attention import LocalSelfAttention, sequence_mask
 from jaxpara.models.cnn_bilstm import CNNBiLSTM, GenderEmbedding
-
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
+from tests.model_variables import numpy_variables
 
 
 def _random_params(shapes, seed):
@@ -41,7 +37,7 @@ def test_local_self_attention_matches_keras_formula():
     }
     params = _random_params(shapes, 1)
     x_garbage = np.where(mask[..., None], x, -1e3).astype(np.float32)
-    out, weights = _jit(layer.apply)({"params": params}, x_garbage, mask)
+    out, weights = jax.jit(layer.apply)({"params": params}, x_garbage, mask)
     out, weights = np.asarray(out), np.asarray(weights)
     assert out.shape == (batch, time, dim) and weights.shape == (batch, time, time)
 
@@ -87,7 +83,7 @@ def test_gender_embedding_codes_and_unknown_is_the_mean():
     shapes = jax.eval_shape(layer.init, jax.random.key(0), codes)["params"]
     assert count_params(shapes) == 2 * 5 + 5 * 3 + 3
     params = _random_params(shapes, 2)
-    out = np.asarray(_jit(layer.apply)({"params": params}, codes), np.float64)
+    out = np.asarray(jax.jit(layer.apply)({"params": params}, codes), np.float64)
     table = np.asarray(params["embed"]["embedding"], np.float64)
     w = np.asarray(params["dense"]["kernel"], np.float64)
     bias = np.asarray(params["dense"]["bias"], np.float64)
@@ -147,24 +143,6 @@ def test_bad_attention_is_named():
         )
 
 
-def _numpy_variables(shapes, seed=0):
-    """Random variables without compiling an init: kernels ~ N(0, 1 / fan_in),
-    BN scales and running variances near 1, small biases."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if len(leaf.shape) >= 2:
-            value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
-        elif "scale" in name or "var" in name:
-            value = 1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))
-        else:
-            value = 0.1 * rng.normal(size=leaf.shape)
-        return value.astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
 @pytest.mark.parametrize(
     "attention,use_gender",
     [("temporal", True), ("local_self", True), ("local_self", False)],
@@ -184,8 +162,10 @@ def test_tiny_model_padding_and_gender_path(attention, use_gender):
         functools.partial(model.init, train=False), jax.random.key(0), x, frames, gender
     )
     assert ("gender" in shapes["params"]) == use_gender
-    variables = _numpy_variables(shapes)
-    apply = _jit(functools.partial(model.apply, train=False, mutable=["intermediates"]))
+    variables = numpy_variables(shapes)
+    apply = jax.jit(
+        functools.partial(model.apply, train=False, mutable=["intermediates"])
+    )
     logits, state = apply(variables, x, frames, gender)
     logits = np.asarray(logits)
     # Padding invariance: garbage in the padded tail changes nothing.

@@ -20,10 +20,6 @@ BATCH, HEIGHT, WIDTH, CHANNELS, FEATURES = 2, 5, 4, 3, 4
 ROWS = np.array([5, 3])  # Valid rows (time') per example in the masked cases.
 ITERATIONS = 3
 
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
-
 
 # ------------------------------------------------------- float64 reference
 
@@ -124,7 +120,7 @@ def _case(attention, masked, iterations, seed=0):
 
 
 def _run(model, params, x, mask):
-    out, state = _jit(
+    out, state = jax.jit(
         lambda p, x, m: model.apply({"params": p}, x, m, mutable=["intermediates"])
     )(params, x, mask)
     return np.asarray(out), state.get("intermediates", {})

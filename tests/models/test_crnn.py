@@ -5,8 +5,6 @@ handful of times (module fixtures), keys are 'rbg' (faster to compile on CPU
 than threefry, same semantics), and shape questions use `jax.eval_shape`.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,47 +14,15 @@ import pytest
 from configs.default import get_config
 from jaxpara.models import MODELS, count_params, create_model
 from jaxpara.models.crnn import ACRNN, ConvFrontEnd
+from tests.model_variables import abstract_init, numpy_variables
 
 TIME, EXTRA, FREQ, CHANNELS = 12, 8, 8, 3
 FRAMES = np.array([12, 7, 0], np.int32)  # Full, padded inside, empty.
 NUM_CLASSES = 4
 
 
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
-
-
 def _key(seed):
     return jax.random.key(seed, impl="rbg")
-
-
-def _numpy_variables(shapes, seed=0):
-    """Random variables of the given shapes without compiling a random init.
-
-    Kernels ~ N(0, 1 / fan_in); BN scale ~ 1, running var ~ 1; biases small.
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if len(leaf.shape) >= 2:
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            value = rng.normal(size=leaf.shape) / np.sqrt(fan_in)
-        elif "scale" in name or "var" in name:
-            value = 1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))
-        else:
-            value = 0.1 * rng.normal(size=leaf.shape)
-        return value.astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
-def _abstract_init(model, shape):
-    return jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False)
-    )
 
 
 # ------------------------------------------------------------ static shapes
@@ -86,13 +52,13 @@ def test_default_acrnn_param_count():
         head = dense(128, 64) + dense(64, num_classes)
         expected = cnn + frame + rnn + attention + head
         assert expected == expected_total
-        variables = _abstract_init(ACRNN(num_classes), (1, 300, 40, 3))
+        variables = abstract_init(ACRNN(num_classes), (1, 300, 40, 3))
         assert count_params(variables["params"]) == expected
         # BN running mean and var: 2 per channel of each of the 4 BNs.
         assert count_params(variables["batch_stats"]) == 2 * 2 * (32 + 64)
 
     # Bidirectional: two LSTMs; attention and head see 2 * 128 features.
-    variables = _abstract_init(ACRNN(4, bidirectional=True), (1, 300, 40, 3))
+    variables = abstract_init(ACRNN(4, bidirectional=True), (1, 300, 40, 3))
     bi_attention = dense(256, 64) + dense(64, 1, bias=False)
     bi_head = dense(256, 64) + dense(64, 4)
     assert count_params(variables["params"]) == (
@@ -104,7 +70,7 @@ def test_shapes_and_sown_attention():
     model = ACRNN(NUM_CLASSES)
     x = jax.ShapeDtypeStruct((2, 300, 40, 3), jnp.float32)
     frames = jax.ShapeDtypeStruct((2,), jnp.int32)
-    variables = _abstract_init(model, (2, 300, 40, 3))
+    variables = abstract_init(model, (2, 300, 40, 3))
     logits, state = jax.eval_shape(
         lambda v, x, f: model.apply(
             v, x, f, None, train=False, mutable=["intermediates"]
@@ -166,7 +132,7 @@ def tiny():
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), inputs, FRAMES, train=False)
     )
-    variables = _numpy_variables(shapes)
+    variables = numpy_variables(shapes)
     return dict(model=model, variables=variables, inputs=inputs, padded=padded)
 
 
@@ -174,7 +140,7 @@ def tiny():
 def evaluate(tiny):
     model = tiny["model"]
 
-    @_jit
+    @jax.jit
     def run(variables, inputs, frames, key):
         gender = jnp.ones(inputs.shape[:1], jnp.int32)  # Accepted, ignored.
         plain = model.apply(
@@ -212,7 +178,7 @@ def train_step(tiny):
         xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         return xent.mean(), (logits, updates["batch_stats"])
 
-    return _jit(jax.value_and_grad(loss, has_aux=True))
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))
 
 
 def test_eval_padding_invariance_and_attention(tiny, evaluate):
@@ -270,7 +236,7 @@ def test_bfloat16_compute(tiny, evaluate):
     )
     for leaf in jax.tree_util.tree_leaves(shapes):  # Weights stay float32.
         assert leaf.dtype == jnp.float32
-    logits = _jit(lambda v, x: model.apply(v, x, FRAMES, train=False))(
+    logits = jax.jit(lambda v, x: model.apply(v, x, FRAMES, train=False))(
         tiny["variables"], tiny["inputs"]
     )
     assert logits.dtype == jnp.float32 and logits.shape == (3, NUM_CLASSES)

@@ -22,11 +22,6 @@ from jaxpara.models.moma import MOMA
 LENGTHS = np.array([7, 4, 1, 0], np.int32)  # Full, padded, one frame, empty.
 TIME, DIM, WIDTH = 7, 5, 4
 
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
-
 
 def _random_params(shapes, seed):
     rng = np.random.default_rng(seed)
@@ -78,7 +73,7 @@ def test_mean_context_attention_matches_formula():
     params = _random_params(shapes, 1)
     # Values on padded frames must not matter: fill them with garbage.
     x_garbage = np.where(mask[..., None], x, 1e3).astype(np.float32)
-    weights = np.asarray(_jit(block.apply)({"params": params}, x_garbage, mask))
+    weights = np.asarray(jax.jit(block.apply)({"params": params}, x_garbage, mask))
     assert weights.dtype == np.float32 and weights.shape == (len(LENGTHS), TIME)
     expected = [
         _block_reference(params, x[r], n) if n else None for r, n in enumerate(LENGTHS)
@@ -94,7 +89,7 @@ def test_attention_mixture_matches_eq9(mixture):
     assert sorted(shapes) == ["block0", "block1", "block2", "gamma"]
     assert shapes["gamma"].shape == (3,)
     params = _random_params(shapes, 3)
-    a_mix, blocks = _jit(layer.apply)({"params": params}, x, mask)
+    a_mix, blocks = jax.jit(layer.apply)({"params": params}, x, mask)
     a_mix, blocks = np.asarray(a_mix), np.asarray(blocks)
     assert blocks.shape == (len(LENGTHS), 3, TIME)
     gamma = np.asarray(params["gamma"], np.float64)
@@ -123,7 +118,9 @@ def test_attention_mixture_matches_eq9(mixture):
 
 def test_gamma_init_and_bad_mixture():
     x, mask = _inputs()
-    variables = _jit(AttentionMixture(features=WIDTH).init)(jax.random.key(0), x, mask)
+    variables = jax.jit(AttentionMixture(features=WIDTH).init)(
+        jax.random.key(0), x, mask
+    )
     gamma = np.asarray(variables["params"]["gamma"])
     assert gamma.shape == (3,) and np.all((gamma >= 0) & (gamma < 1))
     assert len(set(gamma.tolist())) == 3  # Random, not constant.
@@ -169,7 +166,9 @@ def test_tiny_moma_padding_invariance_and_sown_attention():
         functools.partial(model.init, train=False), jax.random.key(0), x, frames
     )
     variables = _random_params(shapes, 5)
-    apply = _jit(functools.partial(model.apply, train=False, mutable=["intermediates"]))
+    apply = jax.jit(
+        functools.partial(model.apply, train=False, mutable=["intermediates"])
+    )
     logits, state = apply(variables, x, frames)
     tail = np.arange(12)[None, :, None, None] >= frames[:, None, None, None]
     logits2, state2 = apply(

@@ -5,8 +5,6 @@ Compilation dominates on the shared 2-core CI machine, so one jitted BiLSTM run
 is an `LSTM` and its 'backward' half an `LSTM(reverse=True)`.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,11 +20,6 @@ from jaxpara.models.recurrent import (
 
 BATCH, TIME, DIM, HIDDEN, EXTRA = 3, 7, 4, 5, 5
 LENGTHS = np.array([7, 4, 1], np.int32)
-
-# Test programs are tiny: skip LLVM optimisation, which dominates compile time.
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
 
 
 def _sigmoid(x):
@@ -82,9 +75,9 @@ def run():
         outputs, states = model.apply({"params": params}, x, LENGTHS)
         return jnp.sum(outputs**2), (outputs, states)
 
-    grad_fn = _jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+    grad_fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
     (_, (outputs, states)), (grads, x_grad) = grad_fn(params, inputs)
-    padded_outputs, padded_states = _jit(model.apply)(
+    padded_outputs, padded_states = jax.jit(model.apply)(
         {"params": params}, padded, LENGTHS
     )
     return _to_numpy(
@@ -182,7 +175,7 @@ def test_stacked_lstm_shapes_params_and_dropout():
         lambda s: rng.normal(size=s.shape).astype(np.float32), shapes
     )
 
-    @_jit
+    @jax.jit
     def eval_and_train(variables, key):
         evaluated, states = model.apply(variables, inputs, LENGTHS)
         trained, _ = model.apply(

@@ -26,36 +26,10 @@ from jaxpara.models.resnet import (
     SpatialAttention,
     SqueezeExcitation,
 )
+from tests.model_variables import abstract_init, numpy_variables
 
 WIDTHS = (64, 128, 256, 512)
 C2_INPUT = (1, 63, 201, 1)  # 2.5 s of 4 kHz log-STFT: 63 frames x 201 bins.
-
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
-
-
-def _abstract_init(model, shape):
-    return jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False)
-    )
-
-
-def _numpy_variables(shapes, seed=0):
-    """Kernels ~ N(0, 1 / fan_in); BN scale, running var ~ 1; biases small."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if len(leaf.shape) >= 2:
-            value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
-        elif "scale" in name or "var" in name:
-            value = 1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))
-        else:
-            value = 0.1 * rng.normal(size=leaf.shape)
-        return value.astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 # ------------------------------------------------------------ closed forms
@@ -93,15 +67,15 @@ def test_standard_resnet18_counts():
     # torchvision.models.resnet18(): 11,689,512 parameters (3 channels, 1000
     # classes); its BN running statistics are buffers, here 'batch_stats'.
     assert resnet18_params(3, 1000) == 11_689_512
-    variables = _abstract_init(ResNet(1000), (1, 224, 224, 3))
+    variables = abstract_init(ResNet(1000), (1, 224, 224, 3))
     assert count_params(variables["params"]) == 11_689_512
     bn_channels = 64 + 4 * sum(WIDTHS) + sum(WIDTHS[1:])  # + shortcut BNs
     assert count_params(variables["batch_stats"]) == 2 * bn_channels == 9_600
     # Card C2: one log-STFT channel, 4 ICBHI classes.
     assert resnet18_params(1, 4) == 11_172_292
-    c2 = _abstract_init(ResNet(4), C2_INPUT)
+    c2 = abstract_init(ResNet(4), C2_INPUT)
     assert count_params(c2["params"]) == 11_172_292
-    small_stem = _abstract_init(ResNet(4, resnet_stem="3x3"), C2_INPUT)
+    small_stem = abstract_init(ResNet(4, resnet_stem="3x3"), C2_INPUT)
     assert count_params(small_stem["params"]) == resnet18_params(1, 4, stem_kernel=3)
 
 
@@ -116,10 +90,10 @@ def test_attention_variants_add_exactly_their_parameters(kind):
         "component": 698_240,
     }[kind]
     assert extra == expected_extra
-    variables = _abstract_init(ResNet(4, attention=kind), C2_INPUT)
+    variables = abstract_init(ResNet(4, attention=kind), C2_INPUT)
     assert count_params(variables["params"]) == 11_172_292 + extra
     # Attention only in stages 3 and 4 (the per-stage ablation).
-    late = _abstract_init(
+    late = abstract_init(
         ResNet(4, attention=kind, resnet_attention_stages=(3, 4)), C2_INPUT
     )
     assert count_params(late["params"]) == 11_172_292 + sum(
@@ -128,7 +102,7 @@ def test_attention_variants_add_exactly_their_parameters(kind):
     assert ("attention" in late["params"]["stage3_block1"]) == (kind != "none")
     assert "attention" not in late["params"]["stage2_block0"]
     # SE reduction ratio from the model (config.model.resnet.se_reduction).
-    r8 = _abstract_init(ResNet(4, attention=kind, resnet_se_reduction=8), C2_INPUT)
+    r8 = abstract_init(ResNet(4, attention=kind, resnet_se_reduction=8), C2_INPUT)
     assert count_params(r8["params"]) == 11_172_292 + sum(
         2 * attention_params(kind, c, reduction=8) for c in WIDTHS
     )
@@ -136,7 +110,7 @@ def test_attention_variants_add_exactly_their_parameters(kind):
 
 def test_attention_maps_are_sown_per_block():
     model = ResNet(4, attention="se_spatial")
-    variables = _abstract_init(model, C2_INPUT)
+    variables = abstract_init(model, C2_INPUT)
     logits, state = jax.eval_shape(
         lambda v: model.apply(
             v, jnp.zeros((2, *C2_INPUT[1:])), train=False, mutable=["intermediates"]
@@ -158,7 +132,7 @@ def test_attention_maps_are_sown_per_block():
         lambda v: component.apply(
             v, jnp.zeros((2, *C2_INPUT[1:])), train=False, mutable=["intermediates"]
         ),
-        _abstract_init(component, C2_INPUT),
+        abstract_init(component, C2_INPUT),
     )
     att = state["intermediates"]["stage4_block1"]["attention"]
     assert att["component_attention"][0].shape == (2, 2, 7, 512)
@@ -208,7 +182,7 @@ def test_attention_equations_match_numpy(kind):
     features = rng.normal(size=(2, 5, 7, 16)).astype(np.float32)
     module = ResidualAttention(kind, reduction=4)
     shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), features))
-    params = _numpy_variables(shapes["params"], seed=3)
+    params = numpy_variables(shapes["params"], seed=3)
     out, state = module.apply({"params": params}, features, mutable=["intermediates"])
     expected, expected_maps = _reference(kind, params, features)
     assert out.shape == features.shape and out.dtype == jnp.float32
@@ -279,7 +253,7 @@ def test_create_model_reads_config_and_validates():
         section = bad.model.resnet if key.startswith("resnet.") else bad.model
         setattr(section, key.split(".")[-1], value)
         with pytest.raises(ValueError, match=f"model.{key}"):
-            _abstract_init(create_model(bad.model, 4), C2_INPUT)
+            abstract_init(create_model(bad.model, 4), C2_INPUT)
 
 
 # ------------------------------------------- every variant takes train steps
@@ -305,8 +279,8 @@ def test_tiny_variant_trains(kind):
         "gender": np.zeros(8, np.int32),
         "mask": np.ones(8, np.float32),
     }
-    shapes = _abstract_init(model, (1, 63, 201, 1))
-    variables = _numpy_variables(shapes, seed=1)
+    shapes = abstract_init(model, (1, 63, 201, 1))
+    variables = numpy_variables(shapes, seed=1)
     tx = state_lib.make_optimizer(get_config().train)
     state = state_lib.TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -315,7 +289,7 @@ def test_tiny_variant_trains(kind):
         opt_state=tx.init(variables["params"]),
         lr_scale=jnp.ones((), jnp.float32),
     )
-    step = _jit(
+    step = jax.jit(
         functools.partial(
             train.train_step, model=model, tx=tx, weights=jnp.ones(4, jnp.float32)
         )

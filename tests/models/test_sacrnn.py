@@ -5,8 +5,6 @@ use the tiny registry variants with NumPy-drawn variables, LLVM optimisation
 off and 'rbg' keys, and share one compiled SACRNN evaluation.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,42 +14,16 @@ from configs.default import get_config
 from jaxpara.models import MODELS, count_params, create_model
 from jaxpara.models.crnn import ACRNN
 from jaxpara.models.sacrnn import SACRNN, SACRNNACRNNFusion, fuse_posteriors
+from tests.model_variables import abstract_init, numpy_variables
 
 TIME, EXTRA, FREQ, CHANNELS = 12, 8, 8, 3
 FRAMES = np.array([12, 7, 0], np.int32)  # Full, padded inside, empty.
 NUM_CLASSES = 3
 TINY_ITERATIONS = 2  # convlstm_iterations of the tiny variants.
 
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0}
-)
-
 
 def _key(seed):
     return jax.random.key(seed, impl="rbg")
-
-
-def _abstract_init(model, shape):
-    return jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False)
-    )
-
-
-def _numpy_variables(shapes, seed=0):
-    """Kernels ~ N(0, 1 / fan_in); BN scale, running var ~ 1; biases small."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if len(leaf.shape) >= 2:
-            value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
-        elif "scale" in name or "var" in name:
-            value = 1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))
-        else:
-            value = 0.1 * rng.normal(size=leaf.shape)
-        return value.astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 # ------------------------------------------------------------ static sizes
@@ -96,16 +68,16 @@ def test_default_param_counts():
     assert cnn + attention + gates + head + acrnn_after_cnn == 1_558_756
 
     shape = (1, 300, 40, 3)
-    sacrnn = _abstract_init(SACRNN(2), shape)
+    sacrnn = abstract_init(SACRNN(2), shape)
     assert count_params(sacrnn["params"]) == cnn + attention + gates + head
-    plain = _abstract_init(SACRNN(2, attention="none"), shape)
+    plain = abstract_init(SACRNN(2, attention="none"), shape)
     assert count_params(plain["params"]) == cnn + gates + head
-    fusion = _abstract_init(SACRNNACRNNFusion(2), shape)
+    fusion = abstract_init(SACRNNACRNNFusion(2), shape)
     assert count_params(fusion["params"]) == (
         cnn + attention + gates + head + acrnn_after_cnn
     )
     # The fusion is SACRNN and ACRNN with one shared 'cnn'.
-    acrnn = _abstract_init(ACRNN(2), shape)
+    acrnn = abstract_init(ACRNN(2), shape)
     assert count_params(acrnn["params"]) == cnn + acrnn_after_cnn
     assert _same_tree(fusion["params"]["cnn"], sacrnn["params"]["cnn"])
     assert _same_tree(
@@ -121,7 +93,7 @@ def test_default_param_counts():
 
 def test_sown_spatial_attention_shape():
     model = SACRNN(2)
-    variables = _abstract_init(model, (2, 300, 40, 3))
+    variables = abstract_init(model, (2, 300, 40, 3))
     logits, state = jax.eval_shape(
         lambda v: model.apply(
             v, jnp.zeros((2, 300, 40, 3)), train=False, mutable=["intermediates"]
@@ -189,7 +161,7 @@ def sacrnn_eval():
     """Compiled eval-mode tiny SACRNN: (logits, spatial attention maps)."""
     model = MODELS["_sacrnn_tiny"](num_classes=NUM_CLASSES)
 
-    @_jit
+    @jax.jit
     def run(variables, inputs, frames):
         logits, state = model.apply(
             variables, inputs, frames, train=False, mutable=["intermediates"]
@@ -206,8 +178,8 @@ def fusion(data):
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), data["inputs"], FRAMES, train=False)
     )
-    variables = _numpy_variables(shapes, seed=1)
-    apply = _jit(lambda v, x, f: model.apply(v, x, f, train=False))
+    variables = numpy_variables(shapes, seed=1)
+    apply = jax.jit(lambda v, x, f: model.apply(v, x, f, train=False))
     return dict(
         model=model,
         variables=variables,
@@ -220,7 +192,7 @@ def test_sacrnn_eval_padding_invariance_and_maps(data, sacrnn_eval):
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), data["inputs"], FRAMES, train=False)
     )
-    variables = _numpy_variables(shapes)
+    variables = numpy_variables(shapes)
     logits, maps = sacrnn_eval(variables, data["inputs"], FRAMES)
     logits_pad, maps_pad = sacrnn_eval(variables, data["padded"], FRAMES)
     assert logits.shape == (3, NUM_CLASSES) and np.all(np.isfinite(logits))
@@ -263,14 +235,14 @@ def test_fusion_branches_are_sacrnn_and_acrnn_on_one_cnn(data, fusion, sacrnn_ev
     np.testing.assert_allclose(logits, sacrnn_logits, rtol=1e-5, atol=1e-6)
     acrnn = MODELS["_acrnn_tiny"](num_classes=NUM_CLASSES)
     alone = {"params": {"cnn": params["cnn"], **params["acrnn"]}, "batch_stats": stats}
-    logits = _jit(lambda v, x, f: acrnn.apply(v, x, f, train=False))(
+    logits = jax.jit(lambda v, x, f: acrnn.apply(v, x, f, train=False))(
         alone, data["inputs"], FRAMES
     )
     np.testing.assert_allclose(logits, acrnn_logits, rtol=1e-5, atol=1e-6)
 
     # fusion_loss='fused' returns the same fused logits as a bare array.
     fused_only = fusion["model"].clone(fusion_loss="fused")
-    logits = _jit(lambda v, x, f: fused_only.apply(v, x, f, train=False))(
+    logits = jax.jit(lambda v, x, f: fused_only.apply(v, x, f, train=False))(
         variables, data["inputs"], FRAMES
     )
     assert isinstance(logits, jax.Array)
@@ -295,7 +267,7 @@ def test_fusion_train_mode_grads_reach_every_parameter(data, fusion):
             total += -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(3), labels])
         return total
 
-    value, grads = _jit(jax.value_and_grad(loss))(variables["params"], _key(3))
+    value, grads = jax.jit(jax.value_and_grad(loss))(variables["params"], _key(3))
     assert np.isfinite(value)
     for path, grad in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(grad)), jax.tree_util.keystr(path)
