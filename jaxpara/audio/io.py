@@ -14,11 +14,13 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from jaxpara.errors import UserError
+
 # soundfile raises these for unreadable, truncated or unsupported files.
 _READ_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError)
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file cannot be used; the message always contains its path."""
 
 

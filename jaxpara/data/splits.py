@@ -10,10 +10,26 @@ Protocols (`config.protocol.name`):
                 speaker's session partner (card C5: 8 train, 1 validation,
                 1 test speaker).
 
-Every fold is checked: no split may be empty, and the subject-independent
-protocols raise `SplitOverlapError` when a speaker appears in two splits. The
-official predefined split is used as given and its overlaps are recorded in
-`Fold.warnings` instead (card C2).
+Validation (`config.protocol.validation`), for every protocol:
+  default:        the protocol's own carve-out, as above.
+  none:           no validation split (fixed epochs, final checkpoint; cards
+                  C3 FAU Aibo, C4). What the protocol would have validated on
+                  goes where the papers put it: predefined trains on it (FAU
+                  Aibo: all of Ohm), loso_session tests on the WHOLE held-out
+                  session (card C4 IEM4: all of session 5). loso_speaker trains
+                  on every speaker that shares no session with the test speaker
+                  (without sessions: all others); the test speaker's session
+                  partners are in no split of the fold (they share its
+                  dialogues), which `Fold.warnings` records.
+  train_subjects: as `none`, then `validation_fraction` of the fold's training
+                  subjects validate (`holdout_by_subject`), so the held-out
+                  session / speaker is tested whole and still no test label
+                  selects a checkpoint.
+
+Every fold is checked: no split may be empty (validation may be, with
+`none`), and the subject-independent protocols raise `SplitOverlapError` when
+a speaker appears in two splits. The official predefined split is used as
+given and its overlaps are recorded in `Fold.warnings` instead (card C2).
 """
 
 from __future__ import annotations
@@ -27,12 +43,42 @@ import numpy as np
 from jaxpara.data.types import SPLITS, Corpus, Example, Fold
 
 PROTOCOLS = ("predefined", "loso_session", "loso_speaker")
+VALIDATION = ("default", "none", "train_subjects")
 UNASSIGNED = ("error", "train")
 _FIELDS = tuple(f.name for f in dataclasses.fields(Example))
 
 
 class SplitOverlapError(ValueError):
     """A speaker / patient appears in more than one split of a fold."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """How a protocol makes its validation split (`config.protocol`).
+
+    Attributes:
+      mode: one of `VALIDATION` (see the module docstring).
+      fraction: holdout share of the training subjects (predefined without a
+        validation split of its own; 'train_subjects').
+      seed: holdout shuffling seed.
+    """
+
+    mode: str = "default"
+    fraction: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in VALIDATION:
+            raise ValueError(
+                f"protocol.validation must be one of {list(VALIDATION)}, got "
+                f"{self.mode!r}"
+            )
+
+    def from_train(self, train: list[Example]) -> tuple[list[Example], list[Example]]:
+        """(train, validation) of the 'none' and 'train_subjects' modes."""
+        if self.mode == "train_subjects":
+            return holdout_by_subject(train, self.fraction, self.seed)
+        return train, []
 
 
 def check_disjoint(fold: Fold, key: str = "speaker") -> None:
@@ -120,14 +166,13 @@ def holdout_by_subject(
 def predefined(
     corpus: Corpus,
     *,
-    validation_fraction: float = 0.3,
-    seed: int = 0,
+    validation: Validation = Validation(),
     unassigned: str = "error",
 ) -> Fold:
     """The corpus's own split (`Example.split`), used as given.
 
     If the corpus defines no validation examples, a subject-independent holdout
-    of `validation_fraction` of the training speakers becomes the validation
+    of `validation.fraction` of the training speakers becomes the validation
     split (card C2: 30% of the official training patients); it is disjoint from
     the remaining training speakers by construction. Speakers shared by two
     official splits are not an error (card C2: the benchmark's definition even
@@ -135,8 +180,9 @@ def predefined(
 
     Args:
       corpus: the parsed corpus.
-      validation_fraction: holdout share when no validation split exists.
-      seed: holdout shuffling seed.
+      validation: modes 'none' and 'train_subjects' first move the corpus's
+        own validation examples (if any) into training, so 'none' trains on
+        the whole official training side (card C3 FAU Aibo: all of Ohm).
       unassigned: what to do with examples whose split is '': 'error' (raise)
         or 'train' (use them for training).
 
@@ -172,11 +218,14 @@ def predefined(
                 "loso protocol or predefined(..., unassigned='train')"
             )
         by_split["train"].extend(blank)
-    train, validation = by_split["train"], by_split["validation"]
-    if not validation and train:
-        train, validation = holdout_by_subject(train, validation_fraction, seed)
-    fold = Fold("predefined", train, validation, by_split["test"])
-    _check_nonempty(fold)
+    train, held = by_split["train"], by_split["validation"]
+    if validation.mode != "default":
+        train, held = validation.from_train(train + held)
+    elif not held and train:
+        train, held = holdout_by_subject(train, validation.fraction, validation.seed)
+    fold = _checked_fold(
+        "predefined", train, held, by_split["test"], validation, disjoint=False
+    )
     for a, b, shared in _overlaps(fold, "speaker"):
         fold.warnings.append(
             f"predefined split of {corpus.name!r}: {len(shared)} speakers/patients "
@@ -186,20 +235,28 @@ def predefined(
 
 
 def leave_one_session_out(
-    corpus: Corpus, *, test_session: str | None = None
+    corpus: Corpus,
+    *,
+    test_session: str | None = None,
+    validation: Validation = Validation(),
 ) -> list[Fold]:
     """One fold per session (card C3): train = the other sessions.
 
-    The held-out session is split by speaker. Its speakers are sorted and
-    rotated by the session's position i in sorted session order; the first
-    ceil(n / 2) of the rotated list test, the rest validate. With IEMOCAP's
-    two speakers per session the test speaker alternates F, M, F, M, F over
-    sessions 1-5 (sorted ids 'Ses01F' < 'Ses01M'), so neither gender is
-    always the test speaker.
+    Mode 'default': the held-out session is split by speaker. Its
+    speakers are sorted and rotated by the session's position i in sorted
+    session order; the first ceil(n / 2) of the rotated list test, the rest
+    validate. With IEMOCAP's two speakers per session the test speaker
+    alternates F, M, F, M, F over sessions 1-5 (sorted ids 'Ses01F' <
+    'Ses01M'), so neither gender is always the test speaker. With 'none' or
+    'train_subjects' the whole held-out session tests (card C4 IEM4: sessions
+    1-4 train, all of session 5 tests); 'train_subjects' validates on
+    `validation.fraction` of the training speakers.
 
     Args:
-      corpus: a corpus whose examples all have a session and a speaker.
+      corpus: a corpus whose examples all have a session (and, in mode
+        'default', a speaker).
       test_session: only build the fold of this session (None = all).
+      validation: the validation mode and holdout.
 
     Returns:
       Folds named `session<k>` ('Session5' and '5' both give 'session5'), in
@@ -207,17 +264,11 @@ def leave_one_session_out(
 
     Raises:
       ValueError: missing sessions / speakers, fewer than 2 sessions, a held-out
-        session with fewer than 2 speakers, an unknown `test_session`, or an
-        empty split.
+        session with fewer than 2 speakers (mode 'default'), an unknown
+        `test_session`, or an empty split.
       SplitOverlapError: a speaker recorded in two sessions.
     """
-    _require_field(corpus, "session", "loso_session")
-    sessions = sorted({e.session for e in corpus.examples})
-    if len(sessions) < 2:
-        raise ValueError(
-            f"corpus {corpus.name!r}: leave-one-session-out needs >= 2 sessions, "
-            f"got {sessions}"
-        )
+    sessions = _distinct(corpus, "session", "loso_session", 2)
     if test_session is not None and test_session not in sessions:
         raise ValueError(
             f"test_session {test_session!r} is not a session of corpus "
@@ -231,63 +282,52 @@ def leave_one_session_out(
         if test_session is not None and session != test_session:
             continue
         held = [e for e in corpus.examples if e.session == session]
-        no_speaker = [e.utterance_id for e in held if not e.speaker]
-        if no_speaker:
-            raise ValueError(
-                f"session {session!r}: {len(no_speaker)} examples have no speaker, "
-                f"so it cannot be split by speaker; e.g. {no_speaker[:5]}"
-            )
-        speakers = sorted({e.speaker for e in held})
-        if len(speakers) < 2:
-            raise ValueError(
-                f"session {session!r} has {len(speakers)} speaker(s) {speakers}; "
-                "splitting it into validation and test by speaker needs >= 2"
-            )
-        r = i % len(speakers)
-        rotated = speakers[r:] + speakers[:r]
-        test_speakers = set(rotated[: (len(rotated) + 1) // 2])
-        fold = Fold(
-            name,
-            train=[e for e in corpus.examples if e.session != session],
-            validation=[e for e in held if e.speaker not in test_speakers],
-            test=[e for e in held if e.speaker in test_speakers],
-        )
-        _check_nonempty(fold)
-        check_disjoint(fold)
-        folds.append(fold)
+        train = [e for e in corpus.examples if e.session != session]
+        if validation.mode == "default":
+            held_validation, test = _split_by_speaker(session, held, rotation=i)
+        else:
+            test = held
+            train, held_validation = validation.from_train(train)
+        folds.append(_checked_fold(name, train, held_validation, test, validation))
     return folds
 
 
 def leave_one_speaker_out(
-    corpus: Corpus, *, num_folds: int | None = None
+    corpus: Corpus,
+    *,
+    num_folds: int | None = None,
+    validation: Validation = Validation(),
 ) -> list[Fold]:
     """One fold per test speaker, in sorted speaker order (card C5).
 
-    Validation speaker(s): when every example has a session, the other
-    speakers of the test speaker's session(s), so the whole session leaves
-    training (IEMOCAP: 8 train, 1 validation, 1 test speaker, card C5, and no
-    session partner of the test speaker -- who shares its dialogues -- is
-    trained on). Without sessions, or when the test speaker is alone in its
-    session, the next speaker in sorted order (cyclic) validates.
+    Mode 'default': when every example has a session, the other
+    speakers of the test speaker's session(s) validate, so the whole session
+    leaves training (IEMOCAP: 8 train, 1 validation, 1 test speaker, card C5,
+    and no session partner of the test speaker -- who shares its dialogues --
+    is trained on). Without sessions, or when the test speaker is alone in its
+    session, the next speaker in sorted order (cyclic) validates. With 'none'
+    or 'train_subjects' every speaker sharing no session with the test
+    speaker trains (without sessions: all the others, e.g. EmoDB 9 / 1); the
+    session partners are in no split, recorded in `Fold.warnings`;
+    'train_subjects' then validates on `validation.fraction` of the training
+    speakers.
 
     Args:
-      corpus: a corpus whose examples all have a speaker (>= 3 speakers).
+      corpus: a corpus whose examples all have a speaker (>= 3 speakers; 2
+        in mode 'none').
       num_folds: keep only the first n test speakers (None = all).
+      validation: the validation mode and holdout.
 
     Returns:
       Folds named `speaker_<id>`.
 
     Raises:
-      ValueError: missing speakers, fewer than 3 speakers, bad `num_folds`, or
-        an empty split.
+      ValueError: missing speakers, too few speakers, bad `num_folds`, or an
+        empty split.
     """
-    _require_field(corpus, "speaker", "loso_speaker")
-    speakers = sorted({e.speaker for e in corpus.examples})
-    if len(speakers) < 3:
-        raise ValueError(
-            f"corpus {corpus.name!r}: leave-one-speaker-out needs >= 3 speakers "
-            f"(train, validation, test), got {speakers}"
-        )
+    speakers = _distinct(
+        corpus, "speaker", "loso_speaker", 2 if validation.mode == "none" else 3
+    )
     if num_folds is not None and not 1 <= num_folds <= len(speakers):
         raise ValueError(f"num_folds must be in [1, {len(speakers)}], got {num_folds}")
     use_sessions = all(e.session for e in corpus.examples)
@@ -296,27 +336,35 @@ def leave_one_speaker_out(
         sessions_of.setdefault(e.speaker, set()).add(e.session)
     folds = []
     for i, test_speaker in enumerate(speakers[:num_folds]):
-        validation_speakers: set[str] = set()
+        partners: set[str] = set()
         if use_sessions:
-            validation_speakers = {
+            partners = {
                 s
                 for s in speakers
                 if s != test_speaker and sessions_of[s] & sessions_of[test_speaker]
             }
-        if not validation_speakers:
-            validation_speakers = {speakers[(i + 1) % len(speakers)]}
-        fold = Fold(
-            f"speaker_{test_speaker}",
-            train=[
-                e
-                for e in corpus.examples
-                if e.speaker != test_speaker and e.speaker not in validation_speakers
-            ],
-            validation=[e for e in corpus.examples if e.speaker in validation_speakers],
-            test=[e for e in corpus.examples if e.speaker == test_speaker],
-        )
-        _check_nonempty(fold)
-        check_disjoint(fold)
+        if validation.mode == "default":
+            left_out = partners or {speakers[(i + 1) % len(speakers)]}
+        else:
+            left_out = partners
+        train = [
+            e
+            for e in corpus.examples
+            if e.speaker != test_speaker and e.speaker not in left_out
+        ]
+        held = [e for e in corpus.examples if e.speaker in left_out]
+        warnings = []
+        if validation.mode != "default":
+            if held:
+                warnings.append(
+                    f"validation={validation.mode!r}: {len(held)} utterances of "
+                    f"{sorted(left_out)} (the test speaker's session partners) "
+                    "are in no split of this fold"
+                )
+            train, held = validation.from_train(train)
+        test = [e for e in corpus.examples if e.speaker == test_speaker]
+        fold = _checked_fold(f"speaker_{test_speaker}", train, held, test, validation)
+        fold.warnings.extend(warnings)
         folds.append(fold)
     return folds
 
@@ -326,29 +374,27 @@ def build_folds(corpus: Corpus, protocol_cfg, seed: int = 0) -> list[Fold]:
 
     Args:
       corpus: the parsed corpus.
-      protocol_cfg: `config.protocol` (name, folds, validation_fraction).
-      seed: seed of the predefined protocol's validation holdout.
+      protocol_cfg: `config.protocol` (name, folds, validation,
+        validation_fraction).
+      seed: seed of the validation holdouts (predefined, train_subjects).
 
     Returns:
       The folds named in `protocol_cfg.folds` (comma-separated, matched
       case-insensitively; '' = all), in protocol order.
 
     Raises:
-      ValueError: unknown protocol name or fold name.
+      ValueError: unknown protocol name, validation mode or fold name.
     """
     name = protocol_cfg.name
+    validation = Validation(
+        protocol_cfg.validation, protocol_cfg.validation_fraction, seed
+    )
     if name == "predefined":
-        folds = [
-            predefined(
-                corpus,
-                validation_fraction=protocol_cfg.validation_fraction,
-                seed=seed,
-            )
-        ]
+        folds = [predefined(corpus, validation=validation)]
     elif name == "loso_session":
-        folds = leave_one_session_out(corpus)
+        folds = leave_one_session_out(corpus, validation=validation)
     elif name == "loso_speaker":
-        folds = leave_one_speaker_out(corpus)
+        folds = leave_one_speaker_out(corpus, validation=validation)
     else:
         raise ValueError(
             f"unknown protocol.name {name!r}; expected one of {list(PROTOCOLS)}"
@@ -366,6 +412,52 @@ def build_folds(corpus: Corpus, protocol_cfg, seed: int = 0) -> list[Fold]:
     return [f for f in folds if f.name.lower() in wanted]
 
 
+def _split_by_speaker(
+    session: str, held: list[Example], rotation: int
+) -> tuple[list[Example], list[Example]]:
+    """(validation, test) halves of a held-out session, by rotated speaker."""
+    no_speaker = [e.utterance_id for e in held if not e.speaker]
+    if no_speaker:
+        raise ValueError(
+            f"session {session!r}: {len(no_speaker)} examples have no speaker, "
+            f"so it cannot be split by speaker; e.g. {no_speaker[:5]}"
+        )
+    speakers = sorted({e.speaker for e in held})
+    if len(speakers) < 2:
+        raise ValueError(
+            f"session {session!r} has {len(speakers)} speaker(s) {speakers}; "
+            "splitting it into validation and test by speaker needs >= 2 "
+            "(protocol.validation='none' tests on the whole session)"
+        )
+    r = rotation % len(speakers)
+    rotated = speakers[r:] + speakers[:r]
+    test_speakers = set(rotated[: (len(rotated) + 1) // 2])
+    return (
+        [e for e in held if e.speaker not in test_speakers],
+        [e for e in held if e.speaker in test_speakers],
+    )
+
+
+def _checked_fold(
+    name: str,
+    train: list[Example],
+    validation_split: list[Example],
+    test: list[Example],
+    validation: Validation,
+    *,
+    disjoint: bool = True,
+) -> Fold:
+    """A fold whose splits are non-empty (validation: unless mode 'none') and,
+    with `disjoint`, speaker-independent."""
+    fold = Fold(name, train, validation_split, test)
+    for split, examples in fold.items():
+        if not examples and not (split == "validation" and validation.mode == "none"):
+            raise ValueError(f"fold {fold.name!r}: the {split} split is empty")
+    if disjoint:
+        check_disjoint(fold)
+    return fold
+
+
 def _overlaps(fold: Fold, key: str) -> list[tuple[str, str, list[str]]]:
     if key not in _FIELDS:
         raise ValueError(f"unknown Example field {key!r}; expected one of {_FIELDS}")
@@ -379,21 +471,21 @@ def _overlaps(fold: Fold, key: str) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def _check_nonempty(fold: Fold) -> None:
-    for split, examples in fold.items():
-        if not examples:
-            raise ValueError(f"fold {fold.name!r}: the {split} split is empty")
-
-
-def _require_field(corpus: Corpus, field: str, protocol: str) -> None:
+def _distinct(corpus: Corpus, field: str, protocol: str, minimum: int) -> list[str]:
+    """The sorted values of `field`; every example must have one, >= minimum."""
     missing = [e.utterance_id for e in corpus.examples if not getattr(e, field)]
     if missing:
         raise ValueError(
             f"protocol {protocol!r} needs a {field} for every example; corpus "
             f"{corpus.name!r} has {len(missing)} without one, e.g. {missing[:5]}"
         )
-    if not corpus.examples:
-        raise ValueError(f"corpus {corpus.name!r} has no examples")
+    values = sorted({getattr(e, field) for e in corpus.examples})
+    if len(values) < minimum:
+        raise ValueError(
+            f"corpus {corpus.name!r}: protocol {protocol!r} needs >= {minimum} "
+            f"{field}s, got {values}"
+        )
+    return values
 
 
 def _session_fold_name(session: str) -> str:

@@ -7,10 +7,12 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 
+from jaxpara.errors import UserError
+
 SPLITS = ("train", "validation", "test")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus on disk is malformed (missing file, unknown label, bad layout)."""
 
 

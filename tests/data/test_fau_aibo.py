@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from jaxpara.data import splits
 from jaxpara.data.corpora import fau_aibo
 from jaxpara.data.corpora.synthetic import emotion
 from jaxpara.data.types import CorpusError
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("fau"))
-    emotion.write_fau_aibo(path, seed=1, num_speakers=4, utterances_per_speaker=10)
-    return path
+def root(write_synthetic):
+    return write_synthetic(
+        emotion.write_fau_aibo, seed=1, num_speakers=4, utterances_per_speaker=10
+    )
 
 
 def _parse(root):
@@ -111,3 +112,18 @@ def test_unknown_school_and_layout(tmp_path):
         fau_aibo.read(root)
     with pytest.raises(CorpusError, match="chunk_labels_5cl_corpus.txt"):
         fau_aibo.read(str(tmp_path))
+
+
+def test_predefined_without_validation_trains_on_all_of_ohm(root):
+    """Card C3: train = ALL of Ohm, test = Mont, no validation split."""
+    corpus = fau_aibo.read(root)
+    fold = splits.predefined(corpus, validation=splits.Validation("none"))
+    assert fold.validation == []
+    assert sorted(e.utterance_id for e in fold.train) == sorted(
+        e.utterance_id for e in corpus.examples if e.split == "train"
+    )
+    assert {e.attrs["school"] for e in fold.train} == {"Ohm"}
+    assert len(fold.train) == 20 and len(fold.test) == 20
+    # The default still carves 30% of the Ohm speakers (round(0.6) = 1 of 2).
+    default = splits.predefined(corpus)
+    assert len({e.speaker for e in default.validation}) == 1

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from jaxpara.data import splits
 from jaxpara.data.corpora import icbhi
 from jaxpara.data.types import CorpusError
 
@@ -147,18 +148,29 @@ def test_split_name_matching_nothing_is_recorded(tmp_path):
     assert "'999_1b1_Tc_sc_Litt3200' (line 2)" in corpus.warnings[0]
 
 
-def test_recording_absent_from_split_file_is_kept_with_empty_split(tmp_path):
+def test_recording_absent_from_split_file_is_left_out_and_counted(tmp_path):
+    """Card C2: in neither half, counted in `excluded`, warned; no crash."""
     root = _write(
         tmp_path,
-        {REC_A: (2.0, ["0\t1\t0\t0"]), REC_C: (2.0, ["0\t0.5\t0\t1", "0.5\t1\t0\t0"])},
-        [f"{REC_A}\ttrain"],
+        {
+            REC_A: (2.0, ["0\t1\t0\t0"]),
+            REC_B: (2.0, ["0\t0.5\t0\t1", "0.5\t1\t0\t0"]),
+            REC_C: (2.0, ["0\t1\t1\t0"]),
+        },
+        [f"{REC_A}\ttrain", f"{REC_C}\ttest"],
     )
     corpus = icbhi.read(root)
-    assert len(corpus.examples) == 3
-    assert corpus.counts("split") == {"train": 1, "": 2}
+    assert corpus.counts("split") == {"train": 1, "test": 1}
+    assert corpus.excluded == [
+        (f"{REC_B}_000", icbhi.NOT_IN_SPLIT),
+        (f"{REC_B}_001", icbhi.NOT_IN_SPLIT),
+    ]
     assert len(corpus.warnings) == 1
     assert "absent from the split file" in corpus.warnings[0]
-    assert corpus.warnings[0].endswith(REC_C)
+    assert corpus.warnings[0].endswith(REC_B)
+    fold = splits.predefined(corpus, validation=splits.Validation("none"))
+    assert [e.utterance_id for e in fold.train] == [f"{REC_A}_000"]
+    assert [e.utterance_id for e in fold.test] == [f"{REC_C}_000"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from jaxpara.data import splits
 from jaxpara.data.corpora import iemocap
 from jaxpara.data.corpora.synthetic import emotion
 from jaxpara.data.types import CorpusError
@@ -15,10 +16,10 @@ MERGE = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": 
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("iemocap"))
-    emotion.write_iemocap(path, seed=3, num_speakers=4, utterances_per_speaker=12)
-    return path
+def root(write_synthetic):
+    return write_synthetic(
+        emotion.write_iemocap, seed=3, num_speakers=4, utterances_per_speaker=12
+    )
 
 
 def _parse(root):
@@ -166,3 +167,16 @@ def test_unknown_layout(tmp_path):
     (tmp_path / "wav").mkdir()
     with pytest.raises(CorpusError, match="Session1"):
         iemocap.read(str(tmp_path))
+
+
+def test_loso_session_without_validation_tests_the_whole_session(root):
+    """Card C4 IEM4: the held-out session tests whole (both speakers)."""
+    corpus = iemocap.read(root)
+    (fold,) = splits.leave_one_session_out(
+        corpus, test_session="Session2", validation=splits.Validation("none")
+    )
+    assert {e.speaker for e in fold.test} == {"Ses02F", "Ses02M"}
+    assert fold.validation == []
+    assert len(fold.test) == corpus.counts("session")["Session2"]
+    assert len(fold.train) + len(fold.test) == len(corpus.examples)
+    splits.check_disjoint(fold)

@@ -1,5 +1,7 @@
 """Tests of the evaluation protocols in jaxpara.data.splits."""
 
+import dataclasses
+
 import ml_collections
 import pytest
 
@@ -33,10 +35,22 @@ def _speakers(examples):
     return sorted({e.speaker for e in examples})
 
 
-def _cfg(name, folds="", fraction=0.3):
+def _cfg(name, folds="", fraction=0.3, validation="default"):
     c = ml_collections.ConfigDict()
     c.name, c.folds, c.validation_fraction = name, folds, fraction
+    c.validation = validation
     return c
+
+
+def _accounted(corpus, folds):
+    """Every utterance of `corpus` is tested exactly once over `folds` (all
+    folds of a protocol), and within each fold in at most one split."""
+    tested = [e.utterance_id for f in folds for e in f.test]
+    assert sorted(tested) == sorted(e.utterance_id for e in corpus.examples)
+    for fold in folds:
+        ids = [e.utterance_id for _, ex in fold.items() for e in ex]
+        assert len(ids) == len(set(ids))
+        splits.check_disjoint(fold)
 
 
 def test_leave_one_session_out_membership():
@@ -132,7 +146,7 @@ def _icbhi_like():
 
 def test_predefined_carves_subject_independent_validation():
     corpus = _icbhi_like()
-    fold = splits.predefined(corpus, validation_fraction=0.3, seed=0)
+    fold = splits.predefined(corpus, validation=splits.Validation(fraction=0.3))
     assert fold.name == "predefined"
     val_spk, train_spk = set(_speakers(fold.validation)), set(_speakers(fold.train))
     assert len(val_spk) == 3  # 30% of 10 training patients
@@ -142,9 +156,14 @@ def test_predefined_carves_subject_independent_validation():
     # The official overlap is recorded, not raised, and names the patient.
     assert len(fold.warnings) == 1
     assert "and test" in fold.warnings[0] and "['104']" in fold.warnings[0]
-    again = splits.predefined(corpus, validation_fraction=0.3, seed=0)
+    again = splits.predefined(corpus, validation=splits.Validation(fraction=0.3))
     assert _speakers(again.validation) == sorted(val_spk)
-    other = [_speakers(splits.predefined(corpus, seed=s).validation) for s in range(5)]
+    other = [
+        _speakers(
+            splits.predefined(corpus, validation=splits.Validation(seed=s)).validation
+        )
+        for s in range(5)
+    ]
     assert len({tuple(v) for v in other}) > 1
 
 
@@ -220,3 +239,72 @@ def test_empty_split_raises():
     ]
     with pytest.raises(ValueError, match="'predefined'.*test split is empty"):
         splits.predefined(Corpus("c", ("a",), examples))
+
+
+def test_loso_session_validation_none_tests_the_whole_session():
+    """Card C4 IEM4: sessions 1-4 train, the WHOLE of session 5 tests."""
+    corpus = _iemocap_like()
+    folds = splits.build_folds(corpus, _cfg("loso_session", validation="none"))
+    _accounted(corpus, folds)
+    for k, fold in enumerate(folds, start=1):
+        assert _speakers(fold.test) == [f"Ses0{k}F", f"Ses0{k}M"]
+        assert fold.validation == [] and fold.warnings == []
+        assert {e.session for e in fold.test} == {f"Session{k}"}
+        assert (len(fold.train), len(fold.test)) == (48, 12)
+    (s5,) = splits.build_folds(
+        corpus, _cfg("loso_session", "Session5", validation="none")
+    )
+    assert {e.session for e in s5.train} == {f"Session{k}" for k in range(1, 5)}
+
+
+def test_loso_session_train_subjects_validates_on_training_speakers():
+    corpus = _iemocap_like()
+    (fold,) = splits.leave_one_session_out(
+        corpus, test_session="Session5", validation=splits.Validation("train_subjects")
+    )
+    assert _speakers(fold.test) == ["Ses05F", "Ses05M"]
+    assert len(_speakers(fold.validation)) == 2  # round(0.3 * 8 speakers)
+    assert {e.session for e in fold.validation} <= {f"Session{k}" for k in range(1, 5)}
+    assert len(fold.train) + len(fold.validation) == 48
+    splits.check_disjoint(fold)
+
+
+def test_loso_speaker_validation_none():
+    corpus = _iemocap_like()
+    folds = splits.build_folds(corpus, _cfg("loso_speaker", validation="none"))
+    _accounted(corpus, folds)
+    fold = folds[0]
+    assert fold.name == "speaker_Ses01F" and fold.validation == []
+    assert len(_speakers(fold.train)) == 8 and "Ses01M" not in _speakers(fold.train)
+    assert len(fold.warnings) == 1
+    assert "6 utterances of ['Ses01M']" in fold.warnings[0]
+    # Without sessions every other speaker trains (EmoDB: 9 train, 1 test).
+    corpus.examples = [
+        Example(e.utterance_id, e.path, e.label, speaker=e.speaker)
+        for e in corpus.examples
+    ]
+    folds = splits.leave_one_speaker_out(corpus, validation=splits.Validation("none"))
+    _accounted(corpus, folds)
+    assert all(len(_speakers(f.train)) == 9 and not f.warnings for f in folds)
+
+
+def test_predefined_validation_none_trains_on_the_whole_training_side():
+    """Card C3 FAU Aibo: train = all of the training split, no carve-out."""
+    corpus = _icbhi_like()
+    fold = splits.build_folds(corpus, _cfg("predefined", validation="none"))[0]
+    assert fold.validation == []
+    assert sorted(e.utterance_id for e in fold.train) == sorted(
+        e.utterance_id for e in corpus.examples if e.split == "train"
+    )
+    assert len(fold.test) == 13 and "['104']" in fold.warnings[0]
+    # A corpus's own validation split trains too; train_subjects carves anew.
+    corpus.examples = [
+        dataclasses.replace(e, split="validation") if e.speaker == "101" else e
+        for e in corpus.examples
+    ]
+    fold = splits.predefined(corpus, validation=splits.Validation("none"))
+    assert "101" in _speakers(fold.train) and len(fold.train) == 30
+    fold = splits.predefined(corpus, validation=splits.Validation("train_subjects"))
+    assert len(_speakers(fold.validation)) == 3 and len(fold.train) == 21
+    with pytest.raises(ValueError, match="protocol.validation must be one of"):
+        splits.build_folds(corpus, _cfg("predefined", validation="dev"))

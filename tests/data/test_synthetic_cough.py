@@ -15,10 +15,8 @@ NUM_RECORDINGS = 25
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("ccs"))
-    cough.write_ccs(root, seed=0, num_recordings=NUM_RECORDINGS)
-    return root
+def root(write_synthetic):
+    return write_synthetic(cough.write_ccs, seed=0, num_recordings=NUM_RECORDINGS)
 
 
 def _parse(root):

@@ -19,6 +19,9 @@ WRITERS = {
     "manifest": lambda root, seed: emotion.write_manifest(
         root, seed=seed, num_speakers=1, utterances_per_speaker=2
     ),
+    "emodb": lambda root, seed: emotion.write_emodb(
+        root, seed=seed, num_speakers=2, utterances_per_speaker=2
+    ),
 }
 
 
@@ -49,6 +52,15 @@ def test_default_allocations():
         "happy": 2,
         "sad": 1,
         "angry": 1,
+    }
+    assert emotion.emodb_codes(40) == {
+        "W": 6,
+        "L": 6,
+        "E": 6,
+        "A": 6,
+        "F": 6,
+        "T": 5,
+        "N": 5,
     }
     splits = [emotion.manifest_split(i, 6) for i in range(6)]
     assert splits == ["train"] * 4 + ["validation", "test"]

@@ -21,10 +21,10 @@ FLAGS_TO_LABEL = {
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("icbhi"))
-    respiratory.write_icbhi(root, seed=0, num_recordings=NUM_RECORDINGS)
-    return root
+def root(write_synthetic):
+    return write_synthetic(
+        respiratory.write_icbhi, seed=0, num_recordings=NUM_RECORDINGS
+    )
 
 
 def _parse(root):

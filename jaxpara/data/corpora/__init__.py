@@ -23,6 +23,7 @@ _REGISTRY = {
     "icbhi": ("icbhi", "respiratory:write_icbhi"),
     "iemocap": ("iemocap", "emotion:write_iemocap"),
     "fau_aibo": ("fau_aibo", "emotion:write_fau_aibo"),
+    "emodb": ("emodb", "emotion:write_emodb"),
     "manifest": ("manifest", "emotion:write_manifest"),
 }
 CORPORA = tuple(_REGISTRY)

@@ -21,7 +21,9 @@ normal (0,0), crackle (1,0), wheeze (0,1), both (1,1).
 The official split is used as given (card C2): patients in both halves, split
 names that match a recording only up to the device suffix, names that match
 nothing and annotated recordings missing from the split file are recorded in
-`Corpus.warnings` (and logged), never fixed and never dropped silently.
+`Corpus.warnings` (and logged), never fixed and never dropped silently. A
+recording missing from the split file is in neither half: its cycles are in
+`Corpus.excluded` (reason `NOT_IN_SPLIT`), so results.json counts them.
 Malformed annotation or split lines raise `CorpusError` naming file and line.
 """
 
@@ -41,6 +43,7 @@ LABELS = ("normal", "crackle", "wheeze", "both")
 DATABASE_DIR = "ICBHI_final_database"
 SPLIT_FILE = "ICBHI_challenge_train_test.txt"
 OFFICIAL_SPLITS = ("train", "test")
+NOT_IN_SPLIT = "recording absent from the official split file"
 
 # An annotation file is a .txt whose name starts with a 3-digit patient id; the
 # split file and the challenge's diagnosis / demographics files never do.
@@ -78,30 +81,35 @@ def read_annotations(path: str) -> list[tuple[float, float, int, int]]:
         time, a flag other than 0/1, or end <= start (message: `path:line`).
     """
     cycles = []
+    for line_no, fields, line in _nonblank_lines(path):
+        where = f"{path}:{line_no}"
+        if len(fields) != 4:
+            raise CorpusError(
+                f"{where}: expected 4 fields 'start end crackle wheeze', "
+                f"got {len(fields)}: {line.rstrip()!r}"
+            )
+        start = _parse_float(fields[0], where, "start")
+        end = _parse_float(fields[1], where, "end")
+        flags = []
+        for name, text in zip(("crackle", "wheeze"), fields[2:]):
+            if text not in ("0", "1"):
+                raise CorpusError(f"{where}: {name} flag {text!r} is not 0 or 1")
+            flags.append(int(text))
+        if start < 0:
+            raise CorpusError(f"{where}: negative start {start}")
+        if end <= start:
+            raise CorpusError(f"{where}: end {end} <= start {start}")
+        cycles.append((start, end, flags[0], flags[1]))
+    return cycles
+
+
+def _nonblank_lines(path: str):
+    """Yields `(line_no, fields, line)` of each non-blank line of a text file."""
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{line_no}"
-            if len(fields) != 4:
-                raise CorpusError(
-                    f"{where}: expected 4 fields 'start end crackle wheeze', "
-                    f"got {len(fields)}: {line.rstrip()!r}"
-                )
-            start = _parse_float(fields[0], where, "start")
-            end = _parse_float(fields[1], where, "end")
-            flags = []
-            for name, text in zip(("crackle", "wheeze"), fields[2:]):
-                if text not in ("0", "1"):
-                    raise CorpusError(f"{where}: {name} flag {text!r} is not 0 or 1")
-                flags.append(int(text))
-            if start < 0:
-                raise CorpusError(f"{where}: negative start {start}")
-            if end <= start:
-                raise CorpusError(f"{where}: end {end} <= start {start}")
-            cycles.append((start, end, flags[0], flags[1]))
-    return cycles
+            if fields:
+                yield line_no, fields, line
 
 
 def find_split_file(root: str) -> str:
@@ -134,29 +142,25 @@ def read_split_file(path: str) -> list[tuple[str, str, int]]:
     """
     entries: list[tuple[str, str, int]] = []
     seen: dict[str, tuple[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{line_no}"
-            if len(fields) != 2 or fields[1].lower() not in OFFICIAL_SPLITS:
+    for line_no, fields, line in _nonblank_lines(path):
+        where = f"{path}:{line_no}"
+        if len(fields) != 2 or fields[1].lower() not in OFFICIAL_SPLITS:
+            raise CorpusError(
+                f"{where}: expected '<recording> train|test', got {line.rstrip()!r}"
+            )
+        name, split = fields[0], fields[1].lower()
+        if name.endswith((".wav", ".txt")):
+            name = name[:-4]
+        if name in seen:
+            first_split, first_line = seen[name]
+            if first_split != split:
                 raise CorpusError(
-                    f"{where}: expected '<recording> train|test', got {line.rstrip()!r}"
+                    f"{where}: {name!r} is listed as {split!r} here and as "
+                    f"{first_split!r} on line {first_line}"
                 )
-            name, split = fields[0], fields[1].lower()
-            if name.endswith((".wav", ".txt")):
-                name = name[:-4]
-            if name in seen:
-                first_split, first_line = seen[name]
-                if first_split != split:
-                    raise CorpusError(
-                        f"{where}: {name!r} is listed as {split!r} here and as "
-                        f"{first_split!r} on line {first_line}"
-                    )
-                continue  # An exact repeat carries no information.
-            seen[name] = (split, line_no)
-            entries.append((name, split, line_no))
+            continue  # An exact repeat carries no information.
+        seen[name] = (split, line_no)
+        entries.append((name, split, line_no))
     return entries
 
 
@@ -222,7 +226,8 @@ def match_split(
     if missing:
         warnings.append(
             f"{split_path}: {len(missing)} annotated recording(s) are absent from "
-            f"the split file and get split '': {', '.join(missing)}"
+            "the split file and left out of both halves (their cycles are "
+            f"excluded): {', '.join(missing)}"
         )
     return split_of, warnings
 
@@ -243,10 +248,11 @@ def read(root: str) -> Corpus:
 
     Returns:
       Corpus 'icbhi' with labels `LABELS`; `speaker` is the patient id, `split`
-      'train' / 'test' from the official file ('' when absent from it),
-      `attrs = {'recording', 'device'}`. Cycles starting at or past the end of
-      their file are in `excluded`; cycles reaching past it are clipped to the
-      file length and noted in `warnings`, as are split-file problems.
+      'train' / 'test' from the official file, `attrs = {'recording',
+      'device'}`. Cycles of recordings absent from the split file and cycles
+      starting at or past the end of their file are in `excluded`; cycles
+      reaching past it are clipped to the file length and noted in
+      `warnings`, as are split-file problems.
 
     Raises:
       CorpusError: missing database folder or split file, an annotation file
@@ -299,6 +305,9 @@ def read(root: str) -> Corpus:
         attrs = {"recording": rec, "device": rec.rsplit("_", 1)[-1]}
         for k, (start, end, crackle, wheeze) in enumerate(read_annotations(txt)):
             uid = f"{rec}_{k:03d}"
+            if rec not in split_of:
+                excluded.append((uid, NOT_IN_SPLIT))
+                continue
             if start >= duration:
                 late.append(uid)
                 excluded.append(
@@ -318,7 +327,7 @@ def read(root: str) -> Corpus:
                     path=wav,
                     label=_label(crackle, wheeze),
                     speaker=rec[:3],
-                    split=split_of.get(rec, ""),
+                    split=split_of[rec],
                     start=start,
                     end=end,
                     attrs=attrs,

@@ -1,4 +1,4 @@
-"""Signal blocks and file helpers shared by the synthetic respiratory / cough corpora."""
+"""Signal blocks and file helpers shared by the synthetic corpora."""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ def add_at(buffer: np.ndarray, start: int, x: np.ndarray) -> None:
     stop = min(start + x.size, buffer.size)
     if stop > start:
         buffer[start:stop] += x[: stop - start]
+
+
+def check_size(name: str, value: int, minimum: int, *, difficulty: float) -> None:
+    """A synthetic writer's size argument and difficulty, checked.
+
+    Raises:
+      ValueError: `value` < `minimum` or `difficulty` outside [0, 1].
+    """
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
 
 
 def write_pcm16(path: str, audio: np.ndarray, sample_rate: int) -> None:

@@ -387,25 +387,7 @@ def synthesize(
     f0 = speaker.f0_hz * 2.0 ** (np.interp(t, tc, semis) / 12.0)
     f0 = np.clip(f0, 60.0, 450.0)
 
-    # Rosenberg glottal flow; the first difference models lip radiation.
-    phase = np.cumsum(f0 / sr) % 1.0
-    t_open = 0.42
-    t_close = np.clip(speaker.closing * 2.0 ** (-0.6 * p["tilt"]), 0.04, 0.35)
-    flow = np.where(
-        phase < t_open,
-        0.5 * (1 - np.cos(np.pi * phase / t_open)),
-        np.where(
-            phase < t_open + t_close,
-            np.cos(0.5 * np.pi * (phase - t_open) / t_close),
-            0.0,
-        ),
-    )
-    pulse = np.diff(flow, prepend=0.0)
-    pulse /= max(np.sqrt(np.mean(pulse[in_vowel] ** 2)), 1e-9)
-    open_phase = phase < t_open + t_close
-    breath = speaker.breathiness * 2.0 ** p["breath"]
-    aspiration = breath * (0.3 + 0.7 * open_phase) * rng.standard_normal(n_speech)
-    voiced = (pulse + aspiration) * amp
+    voiced = _glottal_source(rng, f0, speaker, p, in_vowel, sr) * amp
 
     # Time-varying formant filter + voice-quality tilt, frame by frame.
     frames, frame_t = _frames(voiced, sr)
@@ -446,6 +428,54 @@ def synthesize(
     speech = speech + speech_rms * (consonants + 0.08 * inhale * breath_noise)
 
     # Level, silences, background noise, recording channel.
+    return _record(
+        rng, speech, amp, p, speaker, sr=sr, snr_db=snr_db, silence_s=silence_s
+    )
+
+
+def _glottal_source(
+    rng: np.random.Generator,
+    f0: np.ndarray,
+    speaker: Speaker,
+    p: dict[str, float],
+    in_vowel: np.ndarray,
+    sr: int,
+) -> np.ndarray:
+    """[samples] excitation at f0: Rosenberg pulses (unit RMS in vowels) + aspiration."""
+    n_speech = f0.size
+    # Rosenberg glottal flow; the first difference models lip radiation.
+    phase = np.cumsum(f0 / sr) % 1.0
+    t_open = 0.42
+    t_close = np.clip(speaker.closing * 2.0 ** (-0.6 * p["tilt"]), 0.04, 0.35)
+    flow = np.where(
+        phase < t_open,
+        0.5 * (1 - np.cos(np.pi * phase / t_open)),
+        np.where(
+            phase < t_open + t_close,
+            np.cos(0.5 * np.pi * (phase - t_open) / t_close),
+            0.0,
+        ),
+    )
+    pulse = np.diff(flow, prepend=0.0)
+    pulse /= max(np.sqrt(np.mean(pulse[in_vowel] ** 2)), 1e-9)
+    open_phase = phase < t_open + t_close
+    breath = speaker.breathiness * 2.0 ** p["breath"]
+    aspiration = breath * (0.3 + 0.7 * open_phase) * rng.standard_normal(n_speech)
+    return pulse + aspiration
+
+
+def _record(
+    rng: np.random.Generator,
+    speech: np.ndarray,
+    amp: np.ndarray,
+    p: dict[str, float],
+    speaker: Speaker,
+    *,
+    sr: int,
+    snr_db: float,
+    silence_s: tuple[float, float],
+) -> np.ndarray:
+    """Level, leading / trailing silence, background noise, recording channel."""
     active = amp > 0.05 * amp.max()
     level = 10.0 ** ((_REF_DB + p["level_db"]) / 20.0)
     speech *= level / max(np.sqrt(np.mean(speech[active] ** 2)), 1e-12)

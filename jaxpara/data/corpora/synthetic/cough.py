@@ -204,10 +204,7 @@ def write_ccs(
       ValueError: num_recordings < 3 or difficulty outside [0, 1].
       FileExistsError: `wav/` holds wav files this call would not write.
     """
-    if num_recordings < 3:
-        raise ValueError(f"num_recordings must be >= 3, got {num_recordings}")
-    if not 0.0 <= difficulty <= 1.0:
-        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
+    _noise.check_size("num_recordings", num_recordings, 3, difficulty=difficulty)
     plan: dict[str, list[str]] = {p: [] for p, _ in PARTITION_FRACTIONS}
     for (partition, label), k in _stratified_counts(num_recordings):
         plan[partition].extend([label] * k)

@@ -1,9 +1,10 @@
-"""Synthetic emotion corpora in the IEMOCAP, FAU Aibo and manifest layouts.
+"""Synthetic emotion corpora in the IEMOCAP, FAU Aibo, EmoDB and manifest layouts.
 
 Every writer is deterministic from its seed (each file has its own random
 stream, so one file does not depend on the order of the others) and writes
-16 kHz mono 16-bit WAV files plus the corpus's own label files, so the real
-readers (`iemocap.read`, `fau_aibo.read`, `manifest.read`) parse them.
+mono 16-bit WAV files (16 kHz; EmoDB: 22.05 kHz, 2.0 s, as the development
+copy) plus the corpus's own label files, so the real readers
+(`iemocap.read`, `fau_aibo.read`, `emodb.read`, `manifest.read`) parse them.
 
 The voices come from `_voice` (glottal pulses -> formant resonators, syllables,
 pauses, breath, channel and background noise). Emotions are speaker-relative
@@ -14,22 +15,25 @@ model on log-Mel frames does clearly better than a linear model on the
 utterance-mean log-Mel vector. `difficulty` blurs the styles towards neutral
 speech: 0 = well separated, 1 = indistinguishable (chance).
 
-Class counts do not depend on the seed; see `iemocap_codes`, `fau_codes` and
-`manifest_labels`.
+Class counts do not depend on the seed; see `iemocap_codes`, `fau_codes`,
+`emodb_codes` and `manifest_labels`.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import os
+import string
 
 import numpy as np
-import soundfile as sf
 
-from jaxpara.data.corpora.synthetic import _voice
+from jaxpara.data.corpora import emodb
+from jaxpara.data.corpora.synthetic import _noise, _voice
 
 SAMPLE_RATE = _voice.SAMPLE_RATE
-_IEMOCAP, _FAU, _MANIFEST = 1, 2, 3  # Random-stream tags per corpus.
+_IEMOCAP, _FAU, _MANIFEST, _EMODB = 1, 2, 3, 4  # Random-stream tags per corpus.
+_rng = _noise.rng_for
 
 # IEMOCAP emotion code -> voice style ({style: weight}).
 _IEMOCAP_STYLES = {
@@ -65,6 +69,21 @@ _FAU_STYLES = {
     "P": {"positive": 1.0},
 }
 _FAU_WEIGHTS = {"A": 0.17, "E": 0.20, "N": 0.33, "P": 0.13, "R": 0.17}
+# EmoDB letter -> voice style. The voice model has no boredom, disgust or
+# fear: those are mixtures of its styles (a stand-in, not a model of EmoDB).
+_EMODB_STYLES = {
+    "W": {"angry": 1.0},
+    "L": {"sad": 0.5, "neutral": 0.5},
+    "E": {"emphatic": 0.7, "sad": 0.3},
+    "A": {"happy": 0.5, "emphatic": 0.5},
+    "F": {"happy": 1.0},
+    "T": {"sad": 1.0},
+    "N": {"neutral": 1.0},
+}
+EMODB_SAMPLE_RATE = 22050  # The development copy's rate; files are 2.0 s.
+EMODB_SECONDS = 2.0
+# EmoDB's ten sentence codes.
+EMODB_SENTENCES = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
 _EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 
@@ -111,8 +130,14 @@ def fau_codes(utterances_per_speaker: int) -> dict[str, int]:
 
 def manifest_labels(utterances_per_speaker: int) -> dict[str, int]:
     """Label counts of one synthetic manifest speaker: even over 4 emotions."""
-    base, rem = divmod(utterances_per_speaker, 4)
-    return {e: base + (i < rem) for i, e in enumerate(_EMOTIONS)}
+    return _even_counts(_EMOTIONS, utterances_per_speaker)
+
+
+def emodb_codes(utterances_per_speaker: int) -> dict[str, int]:
+    """Emotion-letter counts of one synthetic EmoDB speaker: even over the 7
+    letters, the remainder to W, L, E, A, F, T, N in that order. Default 40:
+    W 6, L 6, E 6, A 6, F 6, T 5, N 5."""
+    return _even_counts(tuple(emodb.EMOTIONS), utterances_per_speaker)
 
 
 def manifest_split(speaker_index: int, num_speakers: int) -> str:
@@ -160,7 +185,7 @@ def write_iemocap(
     """
     if num_speakers < 2 or num_speakers % 2:
         raise ValueError(f"num_speakers must be even and >= 2, got {num_speakers}")
-    _check_args(utterances_per_speaker, difficulty)
+    _check_size(utterances_per_speaker, difficulty)
     _prepare(root)
     codes = iemocap_codes(utterances_per_speaker)
     for s_idx in range(num_speakers // 2):
@@ -241,12 +266,7 @@ def _write_dialog(
         utt = f"{dialog}_{letter}{counters[letter]:03d}"
         counters[letter] += 1
         style = _IEMOCAP_STYLES.get(code) or _random_mixture(utt_rng)
-        audio = _voice.synthesize(
-            utt_rng,
-            speakers[letter],
-            _voice.sample_style(utt_rng, style, difficulty),
-            snr_db=snr_db,
-        )
+        audio = _utterance(utt_rng, speakers[letter], style, difficulty, snr_db)
         _write_wav(os.path.join(wav_dir, utt + ".wav"), audio)
         end = t + audio.size / SAMPLE_RATE
         vad = np.clip(
@@ -308,7 +328,7 @@ def write_fau_aibo(
     """
     if num_speakers < 2:
         raise ValueError(f"num_speakers must be >= 2, got {num_speakers}")
-    _check_args(utterances_per_speaker, difficulty)
+    _check_size(utterances_per_speaker, difficulty)
     _prepare(root)
     wav_dir = os.path.join(root, "wav")
     os.makedirs(wav_dir)
@@ -318,24 +338,16 @@ def write_fau_aibo(
     lines = []
     for spk in range(num_speakers):
         school, number = ("Ohm", spk + 1) if spk < n_ohm else ("Mont", spk - n_ohm + 1)
-        speaker = _voice.random_speaker(
-            _rng(seed, _FAU, 0, spk), "f" if spk % 2 == 0 else "m"
+        speaker, labels, plan_rng = _speaker_plan(
+            seed, _FAU, spk, "f" if spk % 2 == 0 else "m", counts
         )
-        labels = [lab for lab, c in counts.items() for _ in range(c)]
-        plan_rng = _rng(seed, _FAU, 1, spk)
-        labels = [labels[i] for i in plan_rng.permutation(len(labels))]
         turn, chunk = 1, 0
         turn_len = int(plan_rng.integers(1, 4))
         for u, label in enumerate(labels):
             chunk_id = f"{school}_{number:02d}_{turn:03d}_{chunk:02d}"
             utt_rng = _rng(seed, _FAU, 2, spk, u)
             style = _FAU_STYLES.get(label) or _random_mixture(utt_rng)
-            audio = _voice.synthesize(
-                utt_rng,
-                speaker,
-                _voice.sample_style(utt_rng, style, difficulty),
-                snr_db=snr_db,
-            )
+            audio = _utterance(utt_rng, speaker, style, difficulty, snr_db)
             _write_wav(os.path.join(wav_dir, chunk_id + ".wav"), audio)
             confidence = utt_rng.choice([1.0, 1.0, 0.8, 0.667, 0.6])
             lines.append(f"{chunk_id} {label} {confidence:.3f}")
@@ -346,6 +358,73 @@ def write_fau_aibo(
     path = os.path.join(root, "labels", "chunk_labels_5cl_corpus.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(sorted(lines)) + "\n")
+
+
+def write_emodb(
+    root: str,
+    *,
+    seed: int = 0,
+    num_speakers: int = 10,
+    utterances_per_speaker: int = 40,
+    difficulty: float = 0.5,
+    snr_db: float = 20.0,
+) -> None:
+    """Writes a synthetic EmoDB (7 classes) in the real layout: `wav/<name>.wav`.
+
+    The speakers are the first `num_speakers` of EmoDB's own (`emodb.SPEAKERS`,
+    with their genders), so `emodb.read` parses the names. Per speaker the
+    emotion letters are `emodb_codes`, in a random order; utterance u speaks
+    sentence `EMODB_SENTENCES[u % 10]`, and repeats of a (sentence, emotion)
+    pair get the versions a, b, c, ... Every file is 22.05 kHz and exactly
+    `EMODB_SECONDS` long (zero-padded), like the development copy.
+
+    Args:
+      root: output folder (created; must be empty if it exists).
+      seed: random seed.
+      num_speakers: 1 .. 10 speakers.
+      utterances_per_speaker: 1 .. 260 (10 sentences x 26 versions).
+      difficulty: 0 (well separated) .. 1 (indistinguishable).
+      snr_db: speech level over background noise.
+    """
+    if not 1 <= num_speakers <= len(emodb.SPEAKERS):
+        raise ValueError(
+            f"num_speakers must be in [1, {len(emodb.SPEAKERS)}] (EmoDB's "
+            f"speakers), got {num_speakers}"
+        )
+    most = len(EMODB_SENTENCES) * len(string.ascii_lowercase)
+    if utterances_per_speaker > most:
+        raise ValueError(
+            f"utterances_per_speaker must be <= {most} (10 sentences x 26 "
+            f"versions), got {utterances_per_speaker}"
+        )
+    _check_size(utterances_per_speaker, difficulty)
+    _prepare(root)
+    wav_dir = os.path.join(root, emodb.WAV_DIR)
+    os.makedirs(wav_dir)
+    counts = emodb_codes(utterances_per_speaker)
+    length = int(EMODB_SECONDS * EMODB_SAMPLE_RATE)
+    for spk, (code, gender) in enumerate(list(emodb.SPEAKERS.items())[:num_speakers]):
+        speaker, letters, _ = _speaker_plan(seed, _EMODB, spk, gender, counts)
+        versions: collections.Counter = collections.Counter()
+        for u, letter in enumerate(letters):
+            sentence = EMODB_SENTENCES[u % len(EMODB_SENTENCES)]
+            version = string.ascii_lowercase[versions[sentence, letter]]
+            versions[sentence, letter] += 1
+            audio = _utterance(
+                _rng(seed, _EMODB, 2, spk, u),
+                speaker,
+                _EMODB_STYLES[letter],
+                difficulty,
+                snr_db,
+                sample_rate=EMODB_SAMPLE_RATE,
+                speech_s=(1.2, 1.5),
+                silence_s=(0.1, 0.2),
+            )[:length]
+            _noise.write_pcm16(
+                os.path.join(wav_dir, f"{code}{sentence}{letter}{version}.wav"),
+                np.pad(audio, (0, length - audio.size)),
+                EMODB_SAMPLE_RATE,
+            )
 
 
 def write_manifest(
@@ -378,41 +457,28 @@ def write_manifest(
     """
     if num_speakers < 1:
         raise ValueError(f"num_speakers must be >= 1, got {num_speakers}")
-    _check_args(utterances_per_speaker, difficulty)
+    _check_size(utterances_per_speaker, difficulty)
     _prepare(root)
     counts = manifest_labels(utterances_per_speaker)
     rows = []
     for spk in range(num_speakers):
         name = f"spk{spk + 1:02d}"
         gender = "f" if spk % 2 == 0 else "m"
-        speaker = _voice.random_speaker(_rng(seed, _MANIFEST, 0, spk), gender)
-        folder = os.path.join(root, "audio", name)
-        os.makedirs(folder)
-        labels = [lab for lab, c in counts.items() for _ in range(c)]
-        order = _rng(seed, _MANIFEST, 1, spk).permutation(len(labels))
-        for u, i in enumerate(order):
+        speaker, labels, _ = _speaker_plan(seed, _MANIFEST, spk, gender, counts)
+        os.makedirs(os.path.join(root, "audio", name))
+        for u, label in enumerate(labels):
             utt_rng = _rng(seed, _MANIFEST, 2, spk, u)
-            audio = _voice.synthesize(
-                utt_rng,
-                speaker,
-                _voice.sample_style(utt_rng, labels[i], difficulty),
-                snr_db=snr_db,
-            )
+            audio = _utterance(utt_rng, speaker, label, difficulty, snr_db)
             rel = f"audio/{name}/{name}_{u:03d}.wav"
             _write_wav(os.path.join(root, rel), audio)
             split = manifest_split(spk, num_speakers)
-            rows.append([rel, labels[i], name, f"session{spk // 2 + 1}", gender, split])
+            rows.append([rel, label, name, f"session{spk // 2 + 1}", gender, split])
     csv_path = os.path.join(root, "manifest.csv")
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "speaker", "session", "gender", "split"])
         writer.writerows(rows)
     return csv_path
-
-
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    """An independent random stream for (seed, *keys)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
 
 
 def _random_mixture(rng: np.random.Generator) -> dict[str, float]:
@@ -430,13 +496,40 @@ def _largest_remainder(weights: dict[str, float], total: int) -> dict[str, int]:
     return {k: int(c) for k, c in zip(keys, counts, strict=True)}
 
 
-def _check_args(utterances_per_speaker: int, difficulty: float) -> None:
-    if utterances_per_speaker < 1:
-        raise ValueError(
-            f"utterances_per_speaker must be >= 1, got {utterances_per_speaker}"
-        )
-    if not 0.0 <= difficulty <= 1.0:
-        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
+def _even_counts(keys: tuple[str, ...], total: int) -> dict[str, int]:
+    """`total` split evenly over `keys`, the remainder to the first ones."""
+    base, rem = divmod(total, len(keys))
+    return {k: base + (i < rem) for i, k in enumerate(keys)}
+
+
+def _check_size(utterances_per_speaker: int, difficulty: float) -> None:
+    _noise.check_size(
+        "utterances_per_speaker", utterances_per_speaker, 1, difficulty=difficulty
+    )
+
+
+def _speaker_plan(
+    seed: int, tag: int, index: int, gender: str, counts: dict[str, int]
+) -> tuple[_voice.Speaker, list[str], np.random.Generator]:
+    """Speaker `index`'s voice, its labels (`counts`) in a random order, and
+    the plan stream that drew the order (for further per-speaker draws)."""
+    speaker = _voice.random_speaker(_rng(seed, tag, 0, index), gender)
+    labels = [lab for lab, c in counts.items() for _ in range(c)]
+    plan_rng = _rng(seed, tag, 1, index)
+    return speaker, [labels[i] for i in plan_rng.permutation(len(labels))], plan_rng
+
+
+def _utterance(
+    rng: np.random.Generator,
+    speaker: _voice.Speaker,
+    style: str | dict[str, float],
+    difficulty: float,
+    snr_db: float,
+    **synthesize_kwargs,
+) -> np.ndarray:
+    """One utterance of `style` (a style or a mixture): [samples] float64."""
+    prosody = _voice.sample_style(rng, style, difficulty)
+    return _voice.synthesize(rng, speaker, prosody, snr_db=snr_db, **synthesize_kwargs)
 
 
 def _prepare(root: str) -> None:
@@ -450,5 +543,4 @@ def _prepare(root: str) -> None:
 
 def _write_wav(path: str, audio: np.ndarray) -> None:
     """16-bit PCM mono WAV at `SAMPLE_RATE`."""
-    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-    sf.write(path, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    _noise.write_pcm16(path, audio, SAMPLE_RATE)

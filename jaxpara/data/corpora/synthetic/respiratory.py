@@ -351,10 +351,7 @@ def write_icbhi(
       FileExistsError: the database folder holds wav/txt files this call would
         not write (a different corpus).
     """
-    if num_recordings < 2:
-        raise ValueError(f"num_recordings must be >= 2, got {num_recordings}")
-    if not 0.0 <= difficulty <= 1.0:
-        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
+    _noise.check_size("num_recordings", num_recordings, 2, difficulty=difficulty)
     patients = _plan_patients(_noise.rng_for(seed, 0), num_recordings)
     database = os.path.join(root, DATABASE_DIR)
     names = [name for p in patients for name, _ in p.recordings]
