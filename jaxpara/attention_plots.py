@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxpara.report import REPORT_DIR, _save  # noqa: E402
+from jaxpara import figures, rundir
+from jaxpara.figures import plt
 
 # How a sown attention array [batch, ...] is drawn, by its name (the last
 # part of the sow path); names not listed are drawn by rank: [B, T'] as a
@@ -49,27 +45,24 @@ def attention_kind(name: str, ndim: int) -> str | None:
 def sown_attention(model, variables, split, norm, *, batch_size: int) -> dict:
     """Every attention array the model sows, per segment of a split.
 
-    Runs the model in inference mode with mutable=['intermediates'] over the
-    split's padded evaluation batches (`jaxpara.evaluate.sown_intermediates`).
+    Runs the model in inference mode over the split's padded evaluation
+    batches (`jaxpara.evaluate.sown_intermediates`).
 
     Returns:
-      {name: [S, ...] float32}; name = the sow path joined with '/', plus
-      '#i' when a module sowed the name more than once.
+      {name: [S, ...] float32}; names as `jaxpara.models.intermediates`
+      gives them (sow path joined with '/', '#i' for repeats).
     """
     import jax
-    from flax import traverse_util
 
     from jaxpara import evaluate
     from jaxpara.data import pipeline
 
     chunks: dict[str, list[np.ndarray]] = {}
     for batch in pipeline.eval_batches(split, norm, global_batch=batch_size):
-        inter = jax.device_get(evaluate.sown_intermediates(model, variables, batch))
-        for path, values in traverse_util.flatten_dict(inter).items():
-            for i, value in enumerate(values):
-                name = "/".join(path) + (f"#{i}" if len(values) > 1 else "")
-                if attention_kind(name, np.ndim(value) - 1) is not None:
-                    chunks.setdefault(name, []).append(np.asarray(value, np.float32))
+        sown = jax.device_get(evaluate.sown_intermediates(model, variables, batch))
+        for name, value in sown.items():
+            if attention_kind(name, np.ndim(value) - 1) is not None:
+                chunks.setdefault(name, []).append(np.asarray(value, np.float32))
     return {k: np.concatenate(v)[: split.num_segments] for k, v in chunks.items()}
 
 
@@ -158,25 +151,7 @@ def attention_figure(
     )
     for row, (name, kind, arr) in enumerate(vectors, start=1):
         ax = fig.add_subplot(grid[row, :], sharex=top)
-        stride = -(-length // arr.shape[-1])
-        for s, start in enumerate(starts):
-            real = -(-int(frames[s]) // stride)
-            x = (start + stride * (np.arange(real) + 0.5)) * hop_s
-            series = arr[s][None] if kind == TIME else arr[s]
-            for b, values in enumerate(series):
-                ax.plot(
-                    x,
-                    values[:real],
-                    color=f"C{b}",
-                    label=f"block {b}" if kind == BLOCKS and s == 0 else None,
-                )
-        if kind == BLOCKS:
-            ax.legend(fontsize="small", loc="upper right")
-        ax.set(
-            xlabel="time (s)",
-            ylabel="weight",
-            title=f"{name} (1 step = {stride} frames)",
-        )
+        _draw_weights(ax, name, kind, arr, starts, frames, length=length, hop_s=hop_s)
         drawn[name] = arr
     t0 = starts[segment]
     x0, x1 = t0 * hop_s, (t0 + length) * hop_s
@@ -186,34 +161,66 @@ def attention_figure(
         for col, (kind, label, panel) in enumerate(panels):
             ax = fig.add_subplot(grid[row, col])
             ax.set_title(label, fontsize="x-small")
-            if kind == CHANNELS:
-                ax.bar(np.arange(panel.shape[0]), panel)
-                ax.set(xlabel="channel", ylabel="weight")
-                continue
-            if kind == PAIRS:
-                extent, alpha = (x0, x1, x1, x0), 1.0
-            else:
-                extent, alpha = (x0, x1, 0, bins), 0.6
-                ax.imshow(
-                    background,
-                    origin="lower",
-                    aspect="auto",
-                    cmap="gray",
-                    extent=(x0, real_end, 0, bins),
-                )
-            ax.imshow(
-                panel.T,
-                origin="upper" if kind == PAIRS else "lower",
-                aspect="auto",
-                cmap="viridis",
-                alpha=alpha,
-                extent=extent,
-            )
-            ax.set_xlim(x0, real_end)
-            if kind == PAIRS:
-                ax.set_ylim(real_end, x0)
+            _draw_map(ax, kind, panel, background, span=(x0, x1, real_end), bins=bins)
     fig.suptitle(f"{title} (maps: segment {segment})" if rows else title)
     return fig, drawn
+
+
+def _draw_weights(ax, name, kind, arr, starts, frames, *, length, hop_s):
+    """Time weights [S, T'] (or MOMA blocks [S, n, T']) of every segment."""
+    stride = -(-length // arr.shape[-1])
+    for s, start in enumerate(starts):
+        real = -(-int(frames[s]) // stride)
+        x = (start + stride * (np.arange(real) + 0.5)) * hop_s
+        series = arr[s][None] if kind == TIME else arr[s]
+        for b, values in enumerate(series):
+            ax.plot(
+                x,
+                values[:real],
+                color=f"C{b}",
+                label=f"block {b}" if kind == BLOCKS and s == 0 else None,
+            )
+    if kind == BLOCKS:
+        ax.legend(fontsize="small", loc="upper right")
+    ax.set(
+        xlabel="time (s)",
+        ylabel="weight",
+        title=f"{name} (1 step = {stride} frames)",
+    )
+
+
+def _draw_map(ax, kind, panel, background, *, span, bins):
+    """One map panel of a segment: SE weights as bars, maps over its spectrogram.
+
+    `span` = (segment start, segment end, end of its real frames) in seconds.
+    """
+    x0, x1, real_end = span
+    if kind == CHANNELS:
+        ax.bar(np.arange(panel.shape[0]), panel)
+        ax.set(xlabel="channel", ylabel="weight")
+        return
+    if kind == PAIRS:
+        extent, alpha = (x0, x1, x1, x0), 1.0
+    else:
+        extent, alpha = (x0, x1, 0, bins), 0.6
+        ax.imshow(
+            background,
+            origin="lower",
+            aspect="auto",
+            cmap="gray",
+            extent=(x0, real_end, 0, bins),
+        )
+    ax.imshow(
+        panel.T,
+        origin="upper" if kind == PAIRS else "lower",
+        aspect="auto",
+        cmap="viridis",
+        alpha=alpha,
+        extent=extent,
+    )
+    ax.set_xlim(x0, real_end)
+    if kind == PAIRS:
+        ax.set_ylim(real_end, x0)
 
 
 def _safe_name(text: str) -> str:
@@ -305,12 +312,12 @@ def write_attention(
         title=f"{target}: {label}predicted {predictor.labels[pred[0]]} "
         f"({config.model.name}, {predictor.checkpoint['kind']} checkpoint)",
     )
-    out = os.path.join(workdir, REPORT_DIR)
+    out = os.path.join(workdir, rundir.REPORT)
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"attention_{_safe_name(target)}")
-    np.savez(stem + ".npz", **{k.replace("/", "."): v for k, v in drawn.items()})
+    np.savez(stem + ".npz", **drawn)
     return {
-        "png": _save(fig, stem + ".png"),
+        "png": figures.save(fig, stem + ".png"),
         "npz": stem + ".npz",
         "drawn": drawn,
         "figure": fig,

@@ -4,8 +4,9 @@
 trained with the same config. For every fold and seed it
 
 1. restores the best-on-validation checkpoint (the last one when the run has
-   no best checkpoint) and the run's training normalisation statistics, with
-   `jaxpara.predict`'s run layout and restore (any device count);
+   no best checkpoint) and the run's training normalisation statistics
+   (`jaxpara.predict.load_model`: the `jaxpara.rundir` layout, any device
+   count), on the folds of `jaxpara.protocol` (the same set-up as training);
 2. computes the model's fused vector, intermediates['deep_spectrum'] [D]
    (seed 002: the concatenated Attention-BLSTM and Attention-FCN vectors),
    for every segment of every split, and averages an utterance's segments
@@ -36,10 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpara import evaluate, metrics, models, predict, sharding, train
-from jaxpara.audio import stats
+from jaxpara import evaluate, models, predict, protocol, sharding
+from jaxpara import results as results_lib
 from jaxpara.data import pipeline
-from jaxpara.data.types import Corpus, Fold
+from jaxpara.data.types import Fold
+from jaxpara.errors import ConfigError
 
 FEATURES_FILE = "deep_spectrum.npz"
 RESULTS_FILE = "deep_spectrum_svm.json"
@@ -50,23 +52,15 @@ INTERMEDIATE = "deep_spectrum"
 # ---------------------------------------------------------------- network
 def deep_spectrum_step(variables, batch, *, model):
     """Deep-spectrum vectors [B, D] (float32) of a batch, in inference mode."""
-    _, state = model.apply(
-        variables,
-        batch["inputs"],
-        frames=batch["frames"],
-        gender=batch["gender"],
-        train=False,
-        mutable=["intermediates"],
-    )
-    intermediates = state.get("intermediates", {})
-    if INTERMEDIATE not in intermediates:
-        raise ValueError(
+    sown = models.intermediates(model, variables, batch)
+    if INTERMEDIATE not in sown:
+        raise ConfigError(
             f"model {type(model).__name__} sows no intermediates[{INTERMEDIATE!r}]; "
             "--mode=export_features needs a model that exposes its deep-spectrum "
             "vector (card C3: fcn, attention_fcn, attention_lstm, attention_blstm, "
             "attention_blstm_fcn)"
         )
-    return intermediates[INTERMEDIATE][0].astype(jnp.float32)
+    return sown[INTERMEDIATE].astype(jnp.float32)
 
 
 def utterance_vectors(segment_vectors: np.ndarray, split: pipeline.SplitData):
@@ -115,18 +109,11 @@ def fit_linear_svm(
 
 
 # -------------------------------------------------------------------- runs
-def export_run(
-    config,
-    corpus: Corpus,
-    fold: Fold,
-    store: pipeline.FeatureStore,
-    workdir: str,
-    *,
-    single: bool,
-) -> list[dict]:
+def export_run(config, setup: protocol.Protocol, fold: Fold, *, single: bool):
     """Exports every seed of one fold and scores the SVM on each.
 
     Args:
+      setup: the run's protocol (corpus, folds, feature store).
       single: the workdir holds one run (one fold, one seed) in its root.
 
     Returns:
@@ -134,64 +121,46 @@ def export_run(
       rows, "features": npz path, "feature_dim": D, "checkpoint": {"kind",
       "step"}}.
     """
-    data = {
-        name: pipeline.build_split(
-            name,
-            examples,
-            corpus,
-            store,
-            config.data,
-            allow_skips=(name == "train" and config.data.on_error == "skip"),
-        )
-        for name, examples in fold.items()
-    }
-    num_classes = config.model.num_classes or len(corpus.labels)
-    model = models.create_model(config.model, num_classes)
+    data, _, _ = setup.fold_data(fold)
     mesh = sharding.make_mesh(config.mesh.data)
     batch_size = config.train.eval_batch_size
     sharding.check_batch_size(batch_size, mesh, "train.eval_batch_size")
     repl, data_sh = sharding.replicated(mesh), sharding.data_sharded(mesh)
-    step = jax.jit(
-        functools.partial(deep_spectrum_step, model=model),
-        in_shardings=(repl, data_sh),
-        out_shardings=data_sh,
-    )
-    results, abstract = [], {}
+    results, step = [], None
     for k in range(config.num_seeds):
-        # The run layout and checkpoint restore of `jaxpara.predict`.
-        run, replica, stacked = predict.run_dir(
-            workdir, config, fold="" if single else fold.name, seed_index=k
+        trained = predict.load_model(
+            setup.workdir, fold="" if single else fold.name, seed_index=k
         )
-        if stacked not in abstract:
-            abstract[stacked] = predict.abstract_state(config, num_classes, stacked)
-        variables, checkpoint = predict.restore_replica(
-            run, abstract[stacked], "best", replica=replica
-        )
-        norm = None
-        if config.data.normalise:
-            norm = stats.NormStats.load(os.path.join(run, "norm_stats.npz"))
-        vectors = {}
-        for name, split in data.items():
-            if split.num_utterances == 0:
-                continue
-            seg = evaluate.predict(
-                lambda b, v=variables: step(v, sharding.to_global(b, mesh)),
-                split,
-                norm,
-                global_batch=batch_size,
+        if step is None:
+            step = jax.jit(
+                functools.partial(deep_spectrum_step, model=trained.model),
+                in_shardings=(repl, data_sh),
+                out_shardings=data_sh,
             )
-            vectors[name] = utterance_vectors(seg, split)
-        out_dir = train.seed_dir(run, replica, stacked)
+        evaluator = evaluate.Evaluator(
+            lambda b, v=trained.variables, f=step: f(v, sharding.to_global(b, mesh)),
+            trained.norm,
+            config.eval,
+            tuple(setup.corpus.labels),
+            batch_size=batch_size,
+        )
+        vectors = {
+            name: utterance_vectors(seg, data[name])
+            for name, seg in evaluator.all_outputs(data).items()
+        }
+        out_dir = trained.program.seed_dir()
         os.makedirs(out_dir, exist_ok=True)
         result = _write_and_score(
-            config, corpus, data, vectors, out_dir, config.seed + k
+            config, evaluator, data, vectors, out_dir, config.seed + k
         )
-        result.update(fold=fold.name, seed=config.seed + k, checkpoint=checkpoint)
+        result.update(
+            fold=fold.name, seed=config.seed + k, checkpoint=trained.checkpoint
+        )
         results.append(result)
     return results
 
 
-def _write_and_score(config, corpus, data, vectors, out_dir, seed) -> dict:
+def _write_and_score(config, evaluator, data, vectors, out_dir, seed) -> dict:
     """Writes deep_spectrum.npz into `out_dir`; fits and scores the SVM."""
     names = list(vectors)
     path = os.path.join(out_dir, FEATURES_FILE)
@@ -201,7 +170,7 @@ def _write_and_score(config, corpus, data, vectors, out_dir, seed) -> dict:
         vectors=np.concatenate([vectors[n] for n in names]),
         labels=np.concatenate([data[n].utterance_labels for n in names]),
         split=np.asarray([n for n in names for _ in data[n].utterance_ids]),
-        label_names=np.asarray(list(corpus.labels)),
+        label_names=np.asarray(list(evaluator.labels)),
     )
     svm = fit_linear_svm(
         vectors["train"],
@@ -211,25 +180,9 @@ def _write_and_score(config, corpus, data, vectors, out_dir, seed) -> dict:
     )
     reports, rows = {}, []
     for name in names:
-        split = data[name]
         preds = svm.predict(vectors[name])
-        reports[name] = metrics.split_report(
-            split.utterance_labels,
-            preds,
-            list(corpus.labels),
-            positive=config.eval.positive_label,
-            icbhi_normal=config.eval.icbhi_normal_label,
-            bootstrap_draws=config.eval.bootstrap,
-        )
-        rows.extend(
-            {
-                "split": name,
-                "utterance_id": u,
-                "label": corpus.labels[y],
-                "prediction": corpus.labels[p],
-            }
-            for u, y, p in zip(split.utterance_ids, split.utterance_labels, preds)
-        )
+        reports[name] = evaluator.report(data[name], preds)
+        rows.extend(evaluator.rows(data[name], preds))
     logging.info(
         "%s: %d-d deep-spectrum vectors of %s; linear SVM %s",
         path,
@@ -251,23 +204,12 @@ def export_features(config, workdir: str) -> dict:
     Returns:
       The dict written to `workdir/deep_spectrum_svm.json`.
     """
-    from jaxpara.data import corpora, splits  # Heavy imports kept local.
-
     t0 = time.time()
-    corpus, _ = corpora.load_corpus(config.data, workdir, seed=config.seed)
-    folds = splits.build_folds(corpus, config.protocol, seed=config.seed)
-    needed = {e.utterance_id for f in folds for _, ex in f.items() for e in ex}
-    store = pipeline.FeatureStore.build(
-        [e for e in corpus.examples if e.utterance_id in needed],
-        config.data,
-        cache_dir=os.path.join(workdir, "cache") if config.data.cache else None,
-    )
-    single = len(folds) == 1 and config.num_seeds == 1
+    setup = protocol.Protocol.from_config(config, workdir)
+    single = len(setup.folds) == 1 and config.num_seeds == 1
     fold_results = []
-    for fold in folds:
-        fold_results.extend(
-            export_run(config, corpus, fold, store, workdir, single=single)
-        )
+    for fold in setup.folds:
+        fold_results.extend(export_run(config, setup, fold, single=single))
 
     results = {
         "model": {"name": config.model.name},
@@ -282,11 +224,11 @@ def export_features(config, workdir: str) -> dict:
             for r in fold_results
         ],
     }
-    results.update(evaluate.fold_splits(config, corpus.labels, fold_results))
+    results.update(results_lib.fold_splits(config, setup.corpus.labels, fold_results))
     results["wall_time_s"] = round(time.time() - t0, 1)
     if jax.process_index() == 0:
-        evaluate.write_json(os.path.join(workdir, RESULTS_FILE), results)
-        evaluate.write_predictions(
+        results_lib.write_json(os.path.join(workdir, RESULTS_FILE), results)
+        results_lib.write_predictions(
             os.path.join(workdir, PREDICTIONS_FILE),
             [
                 {"fold": r["fold"], "seed": r["seed"], **row}

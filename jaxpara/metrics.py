@@ -100,6 +100,27 @@ def wa(cm: np.ndarray) -> float:
     return float(np.trace(cm) / total)
 
 
+def f1_macro(cm: np.ndarray) -> float:
+    """Macro-averaged F1 over the classes with true or predicted examples.
+
+    Matches scikit-learn's `f1_score(average='macro')` restricted to the labels
+    present in either `labels` or `predictions` (a class never seen has no
+    defined F1); F1 of a present class with no true positives is 0. NaN for an
+    empty matrix.
+
+    Args:
+      cm: `[K, K]` confusion matrix.
+    """
+    cm = _as_confusion(cm).astype(np.float64)
+    tp = np.diag(cm)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    present = (support + predicted) > 0
+    if not present.any():
+        return math.nan
+    f1 = 2 * tp[present] / (support[present] + predicted[present])
+    return float(f1.mean())
+
+
 def sensitivity_specificity(cm: np.ndarray, positive: int) -> tuple[float, float]:
     """Sensitivity and specificity w.r.t. one positive class.
 
@@ -268,7 +289,7 @@ def split_report(
 
     Returns:
       Dict with plain Python values (json.dumps-able, NaN written as None):
-      uar, wa, n_utterances, labels, confusion_matrix (nested lists),
+      uar, wa, f1_macro, n_utterances, labels, confusion_matrix (nested lists),
       per_class_recall ({class: recall or None}) and the optional keys above.
     """
     class_names = [str(c) for c in class_names]
@@ -286,6 +307,7 @@ def split_report(
     report: dict = {
         "uar": _json_float(uar(cm)),
         "wa": _json_float(wa(cm)),
+        "f1_macro": _json_float(f1_macro(cm)),
         "n_utterances": n,
         "labels": class_names,
         "confusion_matrix": cm.tolist(),

@@ -18,10 +18,11 @@ file (`path, prediction, p_<class>...` or `path, ERROR, message`), optionally
 writes them as CSV, and exits with status 1 if any file failed (2 if the
 workdir cannot be used).
 
-Run layout (see `jaxpara.train.train_and_evaluate`): a single fold with one
-seed is `DIR/checkpoints`; protocol runs keep one model per fold in
-`DIR/<fold>/` (vmapped seeds: replica `seed_index` of the stacked state) or
-`DIR/<fold>/seed<k>/` (`train.vmap_seeds=False`).
+The run layout (which program and replica holds fold F, seed k) is
+`jaxpara.rundir`'s; the model call is `jaxpara.models.apply`; scoring is a
+`jaxpara.evaluate.Evaluator`. Errors with the workdir or the arguments print
+one line `error: ...` and exit with status 2 (`--verbose` shows the
+traceback).
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import glob
-import importlib.util
-import json
 import logging
 import os
 import sys
@@ -40,202 +38,66 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxpara import aggregation, checkpointing, evaluate, models, sharding, train
+from jaxpara import errors, evaluate, models, rundir, train
 from jaxpara import state as state_lib
 from jaxpara.audio import features as features_lib
 from jaxpara.audio import stats
 from jaxpara.data import pipeline
 from jaxpara.data.types import Corpus, Example
+from jaxpara.errors import ArgumentError, WorkdirError
 
 # Extensions collected from a folder argument (anything libsndfile decodes).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
-CHECKPOINT_KINDS = ("best", "latest")
 
 
-# ------------------------------------------------------------------ config
-def _default_config() -> ml_collections.ConfigDict:
-    """configs/default.py's get_config(), loaded by path (any working dir)."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(repo, "configs", "default.py")
-    spec = importlib.util.spec_from_file_location("_jaxpara_default_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """One trained replica of a workdir, ready to run.
+
+    Attributes:
+      config: the run's config; labels: class names; model: the flax module;
+      variables: the replica's {"params", "batch_stats"} (host arrays);
+      norm: training normalisation statistics (None if `data.normalise` is
+      off); program: where it was trained (`jaxpara.rundir.Program`);
+      checkpoint: {"kind", "step"} of the restored checkpoint.
+    """
+
+    config: ml_collections.ConfigDict
+    labels: tuple
+    model: object
+    variables: dict
+    norm: object
+    program: rundir.Program
+    checkpoint: dict
 
 
-def _update(cfg: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if key not in cfg:
-            logging.warning("config.json key %s is unknown to this version", name)
-            continue
-        current = cfg[key]
-        if isinstance(current, ml_collections.ConfigDict):
-            _update(current, value, f"{name}.")
-        elif isinstance(current, tuple):
-            cfg[key] = tuple(value)  # JSON turned tuples into lists.
-        elif isinstance(current, float) and isinstance(value, int):
-            cfg[key] = float(value)
-        else:
-            cfg[key] = value
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-    """The run's config: `configs/default.get_config()` updated from config.json.
-
-    Starting from the defaults restores the types JSON loses (tuples), so
-    `models.create_model` builds exactly the trained module.
+def load_model(
+    workdir: str, *, checkpoint: str = "best", fold: str = "", seed_index: int = 0
+) -> TrainedModel:
+    """Restores seed `seed_index` of `fold` from a trained workdir.
 
     Raises:
-      FileNotFoundError: `workdir/config.json` does not exist.
+      WorkdirError: the workdir, fold, seed or checkpoint cannot be used.
     """
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} not found: --workdir must be a directory trained by "
-            "`python -m jaxpara.main` (it writes config.json at the start)"
-        )
-    with open(path) as f:
-        values = json.load(f)
-    cfg = _default_config()
-    _update(cfg, values, "")
-    return cfg
-
-
-def run_dir(workdir: str, config, *, fold: str = "", seed_index: int = 0):
-    """(directory of one trained program, replica index, seeds it stacks).
-
-    Mirrors `train.train_and_evaluate`'s layout (module docstring). `fold` may
-    be empty when the workdir holds a single run or a single fold.
-    """
-    if not 0 <= seed_index < config.num_seeds:
-        raise ValueError(
-            f"--seed_index={seed_index}: the run has num_seeds={config.num_seeds}"
-        )
-    if not fold and os.path.isdir(os.path.join(workdir, "checkpoints")):
-        return workdir, seed_index, 1
-    if not fold:
-        folds = sorted(
-            d
-            for d in os.listdir(workdir)
-            if os.path.isdir(os.path.join(workdir, d, "checkpoints"))
-            or glob.glob(os.path.join(workdir, d, "seed*", "checkpoints"))
-        )
-        if len(folds) != 1:
-            raise ValueError(
-                f"{workdir}: cannot pick a model, found folds {folds}; pass --fold "
-                "(a protocol run keeps one model per fold)"
-            )
-        fold = folds[0]
-    base = os.path.join(workdir, fold)
-    if not os.path.isdir(base):
-        raise FileNotFoundError(f"fold directory {base} not found")
-    if config.train.vmap_seeds and config.num_seeds > 1:
-        return base, seed_index, config.num_seeds
-    return os.path.join(base, f"seed{seed_index}"), 0, 1
-
-
-def _checkpointer(directory: str, step) -> checkpointing.Checkpointer | None:
-    if not os.path.isdir(directory):
-        return None
-    ckpt = checkpointing.Checkpointer(directory)
-    if (step is None and ckpt.latest_step() is None) or (
-        step is not None and step not in ckpt.all_steps()
-    ):
-        ckpt.close()
-        return None
-    return ckpt
-
-
-def abstract_state(config, num_classes: int, num_seeds: int):
-    """The run's stacked train state as ShapeDtypeStructs on one device.
-
-    Built like `train.train_fold` builds it (traced, nothing compiled), so a
-    checkpoint saved on any number of devices restores onto this process's
-    first device.
-    """
+    config = rundir.load_config(workdir)
+    program = rundir.find_program(workdir, config, fold=fold, seed_index=seed_index)
+    labels = rundir.labels(workdir, program, config)
+    num_classes = config.model.num_classes or len(labels)
     model = models.create_model(config.model, num_classes)
-    tx = state_lib.make_optimizer(config.train)
     spec = features_lib.FeatureSpec.from_config(
         config.data.features, config.data.sample_rate
     )
     input_shape = (config.data.segment.length, spec.num_bins, spec.num_channels)
-    mesh = sharding.make_mesh(1)
-    abstract = jax.eval_shape(
-        lambda: state_lib.stack(
-            [
-                state_lib.create_state(
-                    model, tx, input_shape, jax.random.key(s, impl="rbg"), mesh
-                )
-                for s in range(num_seeds)
-            ]
-        )
+    abstract = state_lib.abstract_state(
+        model, state_lib.make_optimizer(config.train), input_shape, program.num_replicas
     )
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
-    )
-
-
-def restore_replica(run: str, abstract, checkpoint: str = "best", replica: int = 0):
-    """Variables {"params", "batch_stats"} (host arrays) of one replica.
-
-    Args:
-      run: the program's directory (holds `checkpoints/best`, `.../latest`).
-      abstract: its stacked state, from `abstract_state`.
-      checkpoint: 'best' (the best-on-validation checkpoint; the latest when
-        the run has none, as the final evaluation does), 'latest', or a step
-        number found in either.
-      replica: index on the state's leading seed axis.
-
-    Returns:
-      (variables, {"kind", "step"}).
-    """
-    if checkpoint in CHECKPOINT_KINDS:
-        kinds = ("best", "latest") if checkpoint == "best" else ("latest",)
-        step = None
-    elif str(checkpoint).isdigit():
-        kinds, step = CHECKPOINT_KINDS, int(checkpoint)
-    else:
-        raise ValueError(
-            f"--checkpoint={checkpoint!r}; expected best, latest or a step number"
-        )
-    num = jax.tree_util.tree_leaves(abstract.params)[0].shape[0]
-    if not 0 <= replica < num:
-        raise ValueError(f"replica {replica} of a state with {num} seeds")
-    for kind in kinds:
-        ckpt = _checkpointer(os.path.join(run, "checkpoints", kind), step)
-        if ckpt is None:
-            continue
-        found = ckpt.latest_step() if step is None else step
-        state, _ = ckpt.restore(abstract, found)
-        ckpt.close()
-        variables = jax.device_get(
-            {"params": state.params, "batch_stats": state.batch_stats}
-        )
-        variables = jax.tree_util.tree_map(lambda x: np.asarray(x[replica]), variables)
-        return variables, {"kind": kind, "step": int(found)}
-    raise FileNotFoundError(
-        f"no {checkpoint!r} checkpoint in {os.path.join(run, 'checkpoints')}"
-    )
-
-
-def _labels(workdir: str, run: str, config) -> list[str]:
-    """Class names: results.json, else a fold_result.json, else the corpus."""
-    path = os.path.join(workdir, "results.json")
-    if os.path.isfile(path):
-        with open(path) as f:
-            return list(json.load(f)["corpus"]["labels"])
-    for path in sorted(
-        glob.glob(os.path.join(run, "**", "fold_result.json"), recursive=True)
-    ):
-        with open(path) as f:
-            for report in json.load(f)["splits"].values():
-                return list(report["labels"])
-    from jaxpara.data import corpora  # Unfinished run: read the corpus.
-
-    corpus, _ = corpora.load_corpus(config.data, workdir, seed=config.seed)
-    return list(corpus.labels)
+    variables, info = rundir.restore_variables(program, abstract, checkpoint)
+    norm = None
+    if config.data.normalise:
+        if not os.path.isfile(program.norm_stats):
+            raise WorkdirError(f"{program.norm_stats} not found (data.normalise=True)")
+        norm = stats.NormStats.load(program.norm_stats)
+    return TrainedModel(config, tuple(labels), model, variables, norm, program, info)
 
 
 # --------------------------------------------------------------- predictor
@@ -272,22 +134,24 @@ class Predictor:
       checkpoint: {"run", "kind", "step", "replica"} of the restored state.
     """
 
-    def __init__(self, config, labels, variables, norm, checkpoint):
+    def __init__(self, config, labels, model, variables, norm, checkpoint):
         self.config = config
         self.labels = list(labels)
+        self.model = model
         self.variables = variables
         self.norm = norm
         self.checkpoint = checkpoint
-        self.model = models.create_model(
-            config.model, config.model.num_classes or len(self.labels)
-        )
         self.batch_size = config.train.eval_batch_size
-        self._state = state_lib.TrainState(
-            step=np.int32(checkpoint["step"]),
-            params=variables["params"],
-            batch_stats=variables["batch_stats"],
-            opt_state=(),
-            lr_scale=np.float32(1.0),
+
+    @property
+    def evaluator(self) -> evaluate.Evaluator:
+        """The run's evaluator: this replica's eval step, norm, eval config."""
+        return evaluate.Evaluator(
+            lambda batch: _eval_step(self.variables, batch, model=self.model),
+            self.norm,
+            self.config.eval,
+            tuple(self.labels),
+            batch_size=self.batch_size,
         )
 
     @classmethod
@@ -300,23 +164,15 @@ class Predictor:
         seed_index: int = 0,
     ) -> Predictor:
         """Loads config, labels, normalisation statistics and a checkpoint."""
-        config = load_config(workdir)
-        run, replica, stacked = run_dir(
-            workdir, config, fold=fold, seed_index=seed_index
-        )
-        labels = _labels(workdir, run, config)
-        abstract = abstract_state(
-            config, config.model.num_classes or len(labels), stacked
-        )
-        variables, info = restore_replica(run, abstract, checkpoint, replica)
-        norm = None
-        if config.data.normalise:
-            norm = stats.NormStats.load(os.path.join(run, "norm_stats.npz"))
-        info.update(run=run, replica=replica)
+        m = load_model(workdir, checkpoint=checkpoint, fold=fold, seed_index=seed_index)
+        info = dict(m.checkpoint, run=m.program.dir, replica=m.program.replica)
         logging.info(
-            "Predictor: %s checkpoint step %d of %s", info["kind"], info["step"], run
+            "Predictor: %s checkpoint step %d of %s",
+            info["kind"],
+            info["step"],
+            info["run"],
         )
-        return cls(config, labels, variables, norm, info)
+        return cls(m.config, m.labels, m.model, m.variables, m.norm, info)
 
     # -- front-end
     def examples(self, paths, gender: str = "") -> list[Example]:
@@ -348,12 +204,7 @@ class Predictor:
 
     def segment_posteriors(self, split: pipeline.SplitData) -> np.ndarray:
         """Posteriors [S, K] of every segment (padded, masked eval batches)."""
-        return evaluate.predict(
-            lambda batch: np.asarray(_eval_step(self._state, batch, model=self.model)),
-            split,
-            self.norm,
-            global_batch=self.batch_size,
-        )
+        return self.evaluator.outputs(split)
 
     # -- API
     def predict(
@@ -370,7 +221,7 @@ class Predictor:
           One `Prediction` per path; a file that cannot be used has `error`.
         """
         if gender not in pipeline.GENDER_CODE:
-            raise ValueError(f"gender={gender!r}; expected 'm', 'f' or ''")
+            raise ArgumentError(f"gender={gender!r}; expected 'm', 'f' or ''")
         paths = list(paths)
         out: list[Prediction] = []
         for start in range(0, len(paths), chunk_files):
@@ -381,14 +232,8 @@ class Predictor:
             for u, message in errors.items():
                 results[u].error = message
             if split is not None:
-                posteriors = self.segment_posteriors(split)
-                utt_post, preds = aggregation.aggregate(
-                    split.utterance_index,
-                    posteriors,
-                    np.ones(len(posteriors), bool),
-                    split.num_utterances,
-                    self.config.eval.aggregation,
-                )
+                evaluator = self.evaluator
+                utt_post, preds = evaluator.aggregate(split, evaluator.outputs(split))
                 counts = np.bincount(split.utterance_index, minlength=len(preds))
                 for i, u in enumerate(split.utterance_ids):
                     r = results[u]
@@ -458,11 +303,21 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gender", default="", choices=["", "m", "f"], help="Speaker gender."
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"Show tracebacks of input errors (or {errors.VERBOSE_ENV}=1).",
+    )
 
 
 def main(argv=None) -> int:
     """The CLI (module docstring). Returns the exit status: 0 when every file
-    was predicted, 1 when any failed, 2 when the workdir cannot be used."""
+    was predicted, 1 when any failed, 2 when the workdir or an argument cannot
+    be used (one line `error: ...` on stderr)."""
+    return errors.run_cli(_predict_files, argv)
+
+
+def _predict_files(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jaxpara.predict", description=__doc__.split("\n")[0]
     )
@@ -473,16 +328,12 @@ def main(argv=None) -> int:
         "--batch_size", type=int, default=0, help="Segments per batch (0: the run's)."
     )
     args = parser.parse_args(argv)
-    try:
-        predictor = Predictor.from_workdir(
-            args.workdir,
-            checkpoint=args.checkpoint,
-            fold=args.fold,
-            seed_index=args.seed_index,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"jaxpara.predict: error: {err}", file=sys.stderr)
-        return 2
+    predictor = Predictor.from_workdir(
+        args.workdir,
+        checkpoint=args.checkpoint,
+        fold=args.fold,
+        seed_index=args.seed_index,
+    )
     if args.batch_size:
         predictor.batch_size = args.batch_size
     files, failed = expand_paths(args.inputs)

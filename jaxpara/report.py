@@ -6,8 +6,9 @@
         [--segment=0]
 
 The first writes `DIR/report/`: `confusion_<split>.png` (counts and
-row-normalised, from results.json), `curves.png` (training loss and
-validation UAR of every fold x seed from their fold_result.json, the learning
+row-normalised, from results.json), `curves.png` (training loss and the
+validation selection metric (`train.selection_metric`) of every fold x seed
+from their fold_result.json, the learning
 rate from the TensorBoard logs when logged), `folds.png` (per fold / seed
 UAR bars, protocol runs only) and `report.md` linking them with the results
 table.
@@ -35,20 +36,10 @@ import json
 import os
 import sys
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-REPORT_DIR = "report"
-
-
-def _save(fig, path: str) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+from jaxpara import figures, rundir
+from jaxpara.figures import plt
 
 
 # -------------------------------------------------------------- run report
@@ -103,29 +94,14 @@ def plot_confusion(split_report: dict, title: str):
     return fig, {"counts": counts, "normalised": normalised}
 
 
-def find_runs(workdir: str) -> list[tuple[str, str]]:
-    """(name, directory) of every fold_result.json of a workdir, sorted."""
-    found = []
-    for path in glob.glob(
-        os.path.join(workdir, "**", "fold_result.json"), recursive=True
-    ):
-        rel = os.path.relpath(os.path.dirname(path), workdir)
-        if rel.split(os.sep)[0] in ("data", "cache", REPORT_DIR):
-            continue
-        found.append((rel, os.path.dirname(path)))
-    return sorted(found)
-
-
 def read_learning_rate(run: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(steps, learning rates) of `train/learning_rate` in a run's TensorBoard
-    logs (`run/logs`, or the parent's for a vmapped seed's folder); None if
-    absent. With vmapped seeds this is the mean over the seeds."""
-    for logs in (os.path.join(run, "logs"), os.path.join(run, os.pardir, "logs")):
-        files = sorted(glob.glob(os.path.join(logs, "events.out.tfevents.*")))
-        if files:
-            break
-    else:
+    """(steps, learning rates) of `train/learning_rate` in the TensorBoard logs
+    covering a seed dir (`rundir.logs_of`); None if absent. With vmapped
+    seeds this is the mean over the seeds."""
+    logs = rundir.logs_of(run)
+    if logs is None:
         return None
+    files = sorted(glob.glob(os.path.join(logs, "events.out.tfevents.*")))
     from tensorboard.backend.event_processing import event_file_loader
     from tensorboard.util import tensor_util
 
@@ -152,6 +128,7 @@ def plot_curves(runs: list[tuple[str, dict, tuple | None]]):
       runs: (name, fold_result dict, learning rate (steps, values) or None).
     """
     with_lr = any(lr is not None for _, _, lr in runs)
+    metric = next((r.get("selection_metric") for _, r, _ in runs), None) or "uar"
     ncols = 3 if with_lr else 2
     fig, axes = plt.subplots(1, ncols, figsize=(4.6 * ncols, 3.4))
     for name, result, lr in runs:
@@ -161,7 +138,7 @@ def plot_curves(runs: list[tuple[str, dict, tuple | None]]):
         hist = result.get("history", [])
         axes[1].plot(
             [e["step"] for e in hist],
-            [e["validation_uar"] for e in hist],
+            [e[f"validation_{metric}"] for e in hist],
             marker="o",
             markersize=3,
             label=label,
@@ -169,7 +146,7 @@ def plot_curves(runs: list[tuple[str, dict, tuple | None]]):
         if lr is not None:
             axes[2].plot(*lr, label=label)
     axes[0].set(xlabel="step", ylabel="training loss", title="loss")
-    axes[1].set(xlabel="step", ylabel="UAR", title="validation UAR")
+    axes[1].set(xlabel="step", ylabel=metric, title=f"validation {metric} (selection)")
     if with_lr:
         axes[2].set(xlabel="step", ylabel="learning rate", title="learning rate")
     if 1 < len(runs) <= 12:
@@ -289,30 +266,27 @@ def write_report(workdir: str) -> dict[str, str]:
     Returns:
       {name: path} of the files written.
     """
-    path = os.path.join(workdir, "results.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} not found: train the workdir to the end first "
-            "(python -m jaxpara.main resumes it)"
-        )
-    with open(path) as f:
-        results = json.load(f)
-    out = os.path.join(workdir, REPORT_DIR)
+    results = rundir.read_results(workdir)
+    out = os.path.join(workdir, rundir.REPORT)
     os.makedirs(out, exist_ok=True)
     images = {}
     for name, rep in results["splits"].items():
         fig, _ = plot_confusion(rep, name)
-        images[f"confusion_{name}"] = _save(
+        images[f"confusion_{name}"] = figures.save(
             fig, os.path.join(out, f"confusion_{name}.png")
         )
     runs = []
-    for name, run in find_runs(workdir):
-        with open(os.path.join(run, "fold_result.json")) as f:
+    for name, run in rundir.fold_results(workdir):
+        with open(os.path.join(run, rundir.FOLD_RESULT)) as f:
             runs.append((name, json.load(f), read_learning_rate(run)))
     if runs:
-        images["curves"] = _save(plot_curves(runs), os.path.join(out, "curves.png"))
+        images["curves"] = figures.save(
+            plot_curves(runs), os.path.join(out, "curves.png")
+        )
     if "folds" in results:
-        images["folds"] = _save(plot_fold_bars(results), os.path.join(out, "folds.png"))
+        images["folds"] = figures.save(
+            plot_fold_bars(results), os.path.join(out, "folds.png")
+        )
     rel = {k: os.path.basename(v) for k, v in images.items()}
     md = os.path.join(out, "report.md")
     with open(md, "w") as f:
@@ -322,7 +296,14 @@ def write_report(workdir: str) -> dict[str, str]:
 
 # --------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
-    """The CLI (module docstring); returns the exit status (1 on an error)."""
+    """The CLI (module docstring); returns the exit status (2 on an input
+    error, printed as one line `error: ...`)."""
+    from jaxpara import errors
+
+    return errors.run_cli(_report, argv)
+
+
+def _report(argv) -> int:
     import argparse
 
     from jaxpara import predict
@@ -341,25 +322,21 @@ def main(argv=None) -> int:
         "--segment", type=int, default=0, help="The segment whose maps are drawn."
     )
     args = parser.parse_args(argv)
-    try:
-        if args.attention:
-            from jaxpara.attention_plots import write_attention
+    if args.attention:
+        from jaxpara.attention_plots import write_attention
 
-            out = write_attention(
-                args.workdir,
-                args.attention,
-                checkpoint=args.checkpoint,
-                fold=args.fold,
-                seed_index=args.seed_index,
-                segment=args.segment,
-                gender=args.gender,
-            )
-            paths = [out["png"], out["npz"]]
-        else:
-            paths = list(write_report(args.workdir).values())
-    except (FileNotFoundError, ValueError) as err:
-        print(f"jaxpara.report: error: {err}", file=sys.stderr)
-        return 1
+        out = write_attention(
+            args.workdir,
+            args.attention,
+            checkpoint=args.checkpoint,
+            fold=args.fold,
+            seed_index=args.seed_index,
+            segment=args.segment,
+            gender=args.gender,
+        )
+        paths = [out["png"], out["npz"]]
+    else:
+        paths = list(write_report(args.workdir).values())
     print("\n".join(paths))
     return 0
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxpara import sharding
+from jaxpara import models, sharding
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -60,7 +60,12 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """r_k = N / N_k over the training utterances (card C3); 0 for absent classes."""
+    """r_k = N / N_k (card C3); 0 for absent classes.
+
+    Args:
+      labels: [N] class of every item the loss sums over: the training
+        SEGMENTS (an utterance cut into several segments counts several times).
+    """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
     return w.astype(np.float32)
@@ -71,31 +76,47 @@ def create_state(model, tx, input_shape, rng, mesh) -> TrainState:
     return create_states(model, tx, input_shape, [rng], mesh)[0]
 
 
-def create_states(model, tx, input_shape, rngs, mesh) -> list[TrainState]:
-    """One replicated state per key in `rngs`, all from one compiled init."""
-
+def _init_fn(model, tx, input_shape):
     def init(rng):
-        dummy = jnp.zeros((1, *input_shape), jnp.float32)
-        variables = model.init(
-            {"params": rng, "dropout": rng},
-            dummy,
-            frames=jnp.full((1,), input_shape[0], jnp.int32),
-            gender=jnp.zeros((1,), jnp.int32),
-            train=False,
-        )
-        params = variables["params"]
+        variables = models.init_variables(model, rng, input_shape)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
+            params=variables["params"],
+            batch_stats=variables["batch_stats"],
+            opt_state=tx.init(variables["params"]),
             lr_scale=jnp.ones((), jnp.float32),
         )
 
+    return init
+
+
+def create_states(model, tx, input_shape, rngs, mesh) -> list[TrainState]:
+    """One replicated state per key in `rngs`, all from one compiled init."""
+    init = _init_fn(model, tx, input_shape)
     abstract = jax.eval_shape(init, rngs[0])
     shardings = jax.tree_util.tree_map(lambda _: sharding.replicated(mesh), abstract)
     compiled_init = jax.jit(init, out_shardings=shardings)
     return [compiled_init(rng) for rng in rngs]
+
+
+def abstract_state(model, tx, input_shape, num_seeds: int):
+    """The stacked state of `num_seeds` replicas as ShapeDtypeStructs on this
+    process's first device (traced, nothing compiled): what a checkpoint saved
+    on any number of devices restores onto (`jaxpara.rundir.restore_variables`).
+    """
+    init = _init_fn(model, tx, input_shape)
+    abstract = jax.eval_shape(
+        lambda: stack([init(jax.random.key(s, impl="rbg")) for s in range(num_seeds)])
+    )
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
+    )
+
+
+def variables(state: TrainState) -> dict:
+    """{"params", "batch_stats"}: what `jaxpara.models.apply` takes."""
+    return {"params": state.params, "batch_stats": state.batch_stats}
 
 
 @jax.jit

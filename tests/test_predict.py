@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from jaxpara import checkpointing, predict
+from jaxpara import checkpointing, models, predict, rundir
+from jaxpara import state as state_lib
 from jaxpara.data import corpora
 from tests import demo_run
 
@@ -32,21 +33,25 @@ def test_restore_replica_picks_the_requested_checkpoint(demo):
     step = best.latest_step()
     state, _ = best.restore_arrays()
     best.close()
-    abstract = predict.abstract_state(predict.load_config(run), 4, 1)
-    variables, info = predict.restore_replica(run, abstract, str(step))
+    config = rundir.load_config(run)
+    model = models.create_model(config.model, 4)
+    tx = state_lib.make_optimizer(config.train)
+    abstract = state_lib.abstract_state(model, tx, (200, 40, 3), 1)
+    program = rundir.find_program(run, config)
+    variables, info = rundir.restore_variables(program, abstract, str(step))
     assert info == {"kind": "best", "step": step}
     np.testing.assert_array_equal(
         variables["params"]["logits"]["kernel"],
         np.asarray(state["params"]["logits"]["kernel"][0]),
     )
-    _, info = predict.restore_replica(run, abstract, "latest")
+    _, info = rundir.restore_variables(program, abstract, "latest")
     assert info["kind"] == "latest" and info["step"] >= step
     with pytest.raises(FileNotFoundError, match="no '999999' checkpoint"):
-        predict.restore_replica(run, abstract, "999999")
+        rundir.restore_variables(program, abstract, "999999")
     with pytest.raises(ValueError, match="--checkpoint='newest'"):
-        predict.restore_replica(run, abstract, "newest")
+        rundir.restore_variables(program, abstract, "newest")
     with pytest.raises(ValueError, match="num_seeds=1"):
-        predict.run_dir(run, predict.load_config(run), seed_index=1)
+        rundir.find_program(run, config, seed_index=1)
 
 
 def test_api_and_cli_reproduce_the_runs_test_posteriors(demo, tmp_path, capsys):

@@ -187,7 +187,7 @@ def test_on_error_raise_refuses_with_one_error_naming_the_file(demo, tmp_path):
 
 def test_evaluation_splits_are_never_shrunk(demo):
     """Even with on_error='skip', an unreadable test file is an error."""
-    from jaxpara import train
+    from jaxpara import protocol
     from jaxpara.data import corpora, splits
 
     cfg = demo_run.demo_config(demo["root"])
@@ -198,5 +198,5 @@ def test_evaluation_splits_are_never_shrunk(demo):
     unreadable = [e for e in fold.train if e.utterance_id in demo["unreadable"]]
     moved = dataclasses.replace(fold, test=fold.test + unreadable)
     with pytest.raises(ValueError, match=re.escape(unreadable[0].path)) as err:
-        train._fold_data(cfg, corpus, moved, store)
+        protocol.fold_data(cfg, corpus, moved, store)
     assert err.value.args[0].startswith("test split")

@@ -113,15 +113,21 @@ def test_end_to_end_results_schema(corpus_root, tmp_path):
     fold_result = json.loads((tmp_path / "fold_result.json").read_text())
     history = [h["validation_uar"] for h in fold_result["history"]]
     best, wait, scale, stopped_after = -1.0, 0, 1.0, len(history)
+    plateau_best, bad = None, 0  # PyTorch ReduceLROnPlateau(mode='max', rel).
     for i, uar in enumerate(history):
         if uar > best:
             best, wait = uar, 0
         else:
             wait += 1
-            scale *= 0.5  # patience 1: every eval without gain halves the lr.
-            if wait >= 2:
-                stopped_after = i + 1
-                break
+        if plateau_best is None or uar > plateau_best * (1 + 1e-4):
+            plateau_best, bad = uar, 0
+        else:
+            bad += 1
+            if bad > 1:  # patience 1: the 2nd bad eval in a row halves the lr.
+                scale, bad = scale * 0.5, 0
+        if wait >= 2:
+            stopped_after = i + 1
+            break
     assert len(history) == stopped_after
     assert fold_result["best_validation_uar"] == max(history)
     from jaxpara import checkpointing
@@ -307,18 +313,31 @@ def test_vmapped_seeds_equal_separate_runs(corpus_root, tmp_path):
     fold = res_v["folds"][0]["fold"]
     assert (tmp_path / "vmap" / fold / "checkpoints").is_dir()
     assert (tmp_path / "seq" / fold / "seed1" / "checkpoints").is_dir()
+    reduced = 0
     for lv, ls in zip(logs_v, logs_s):
         assert [x["step"] for x in lv["train_log"]] == [
             x["step"] for x in ls["train_log"]
         ]
+        # A vmapped program rounds differently (batched matmuls): the losses
+        # agree to ~1e-7 at first and drift apart to a few 1e-5 over 36
+        # steps; a wrong per-seed learning rate or freeze is far larger.
         np.testing.assert_allclose(
             [x["loss"] for x in lv["train_log"]],
             [x["loss"] for x in ls["train_log"]],
-            rtol=1e-5,
-            atol=1e-5,
+            rtol=1e-4,
+            atol=1e-4,
         )
-        assert [h["step"] for h in lv["history"]] == [h["step"] for h in ls["history"]]
+        # The same selection decisions, evaluation by evaluation.
+        for key in ("step", "lr_scale"):
+            assert [h[key] for h in lv["history"]] == [h[key] for h in ls["history"]]
+        np.testing.assert_allclose(
+            [h["validation_uar"] for h in lv["history"]],
+            [h["validation_uar"] for h in ls["history"]],
+        )
+        reduced += lv["history"][-1]["lr_scale"] < 1
         assert lv["checkpoint_step"] == ls["checkpoint_step"]
+    # Patience 1 and 4 epochs: at least one seed's learning rate was reduced.
+    assert reduced >= 1
     # Seeds really differ from each other.
     assert logs_v[0]["train_log"][0]["loss"] != logs_v[1]["train_log"][0]["loss"]
     assert [(r["fold"], r["seed"], r["utterance_id"]) for r in rows_v] == [
@@ -332,3 +351,57 @@ def test_vmapped_seeds_equal_separate_runs(corpus_root, tmp_path):
     for split, summary in res_v["summary"].items():
         for key, value in summary.items():
             assert value == pytest.approx(res_s["summary"][split][key], abs=1e-6)
+
+
+def test_no_validation_trains_fixed_epochs_and_reports_the_final_checkpoint(
+    corpus_root, tmp_path
+):
+    """protocol.validation=none (cards C3 all-Ohm, C4 IEM4): the whole held-out
+    session tests, training runs every epoch (early stopping has nothing to
+    watch) and the final checkpoint is the one evaluated and restored."""
+    from jaxpara import checkpointing, predict, train
+    from jaxpara.data import splits
+
+    cfg = tiny_config(corpus_root)
+    cfg.protocol.validation = "none"
+    cfg.train.num_epochs = 3
+    cfg.train.early_stopping = 1
+    cfg.train.plateau_patience = 1
+    cfg.eval.baseline = False
+    results = train.train_and_evaluate(cfg, str(tmp_path))
+    assert results["selection"] == {
+        "metric": "uar",
+        "validation": False,
+        "checkpoint": "final",
+    }
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["selection"] == results["selection"]
+    corpus = corpora.read_corpus("iemocap", corpus_root)
+    session2 = [e for e in corpus.examples if e.session == "Session2"]
+    (fold,) = splits.build_folds(corpus, cfg.protocol)
+    assert fold.validation == [] and len({e.speaker for e in session2}) == 2
+    assert on_disk["splits"]["test"]["n_utterances"] == len(session2)
+    assert "validation" not in on_disk["splits"]
+    fold_result = json.loads((tmp_path / "fold_result.json").read_text())
+    assert fold_result["has_validation"] is False
+    assert fold_result["checkpoint"] == "final"
+    assert fold_result["history"] == []
+    assert fold_result["best_validation_uar"] is None
+    # Every epoch ran, and the evaluated step is the final (latest)
+    # checkpoint's; no best checkpoint exists.
+    from jaxpara import protocol
+    from jaxpara.data import pipeline
+
+    setup = protocol.Protocol.from_config(cfg, str(tmp_path))  # Cached features.
+    _, train_split, _ = setup.fold_data(setup.folds[0])
+    steps = pipeline.steps_per_epoch(train_split, cfg.train.batch_size)
+    assert fold_result["checkpoint_step"] == cfg.train.num_epochs * steps
+    latest = checkpointing.Checkpointer(str(tmp_path / "checkpoints" / "latest"))
+    assert fold_result["checkpoint_step"] == latest.latest_step()
+    assert not (tmp_path / "checkpoints" / "best").exists() or not os.listdir(
+        tmp_path / "checkpoints" / "best"
+    )
+    _, meta = latest.restore_arrays()
+    assert meta["finished"] is True
+    model = predict.load_model(str(tmp_path))
+    assert model.checkpoint == {"kind": "latest", "step": latest.latest_step()}

@@ -106,7 +106,9 @@ def test_train_step_learns_a_separable_problem():
     assert int(state.step) == 60
     assert losses[-1] < 0.5 * losses[0]
     assert float(m["grad_norm"]) > 0 and float(m["param_norm"]) > 0
-    posteriors = np.asarray(train.eval_step(state, batch, model=model))
+    posteriors = np.asarray(
+        train.eval_step(state_lib.variables(state), batch, model=model)
+    )
     np.testing.assert_allclose(posteriors.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(posteriors.argmax(-1), batch["label"])
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxpara.audio import features as features_lib
 from jaxpara.audio import filters, io, segment, stats, vad
-from jaxpara.data.types import Corpus, Example
+from jaxpara.data.types import Corpus, CorpusError, Example
 
 GENDER_CODE = {"m": 1, "f": 0, "": -1}
 
@@ -299,7 +299,7 @@ def build_split(
         `segment.length`); the input of `train_batches(random_crop=...)`.
 
     Raises:
-      ValueError: an unreadable file when skips are not allowed, or an empty split.
+      CorpusError: an unreadable file when skips are not allowed, or an empty split.
     """
     seg_cfg = data_cfg.segment
     length, hop = seg_cfg.length, seg_cfg.hop
@@ -314,7 +314,7 @@ def build_split(
         if e.utterance_id not in store:
             reason = store.failed.get(e.utterance_id, "no features computed")
             if not allow_skips:
-                raise ValueError(
+                raise CorpusError(
                     f"{name} split: cannot use {e.path} ({e.utterance_id}): {reason}. "
                     "Evaluation splits are never shrunk silently; fix or remove the "
                     "file (training splits may skip with data.on_error='skip')."
@@ -323,7 +323,7 @@ def build_split(
             continue
         feats = store.get(e.utterance_id)
         if feats.shape[0] == 0:
-            raise ValueError(f"{name} split: {e.path} yields zero feature frames")
+            raise CorpusError(f"{name} split: {e.path} yields zero feature frames")
         s, v = segment.segment(feats, length, hop, min_frames, mode=mode)
         index.extend([len(ids)] * len(s))
         ids.append(e.utterance_id)
@@ -340,7 +340,7 @@ def build_split(
             + (" ..." if len(skipped) > 10 else ""),
         )
     if not ids:
-        raise ValueError(f"{name} split has no usable utterances")
+        raise CorpusError(f"{name} split has no usable utterances")
     return SplitData(
         name=name,
         utterance_ids=ids,

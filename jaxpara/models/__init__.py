@@ -1,18 +1,23 @@
-"""Model registry (STYLE 3): `config.model.name` -> a linen Module factory.
+"""Model registry (STYLE 3) and the model call: the one owner of both.
 
-Every model is called as
+`create_model(config.model, num_classes)` builds `MODELS[config.model.name]`.
+Every model is called through `apply` (training, evaluation, export,
+prediction, plots all do), which is
 
-    model.apply(variables, inputs, frames=None, gender=None, train=train,
-                rngs={'dropout': key},
-                mutable=['batch_stats'] if train else False)
+    model.apply(variables, batch["inputs"], frames=batch["frames"],
+                gender=batch["gender"], train=train, rngs=rngs,
+                mutable=mutable)
 
-with inputs [batch, time, freq, channels] float32, optional frames [batch]
-int32 (real frames per segment), optional gender [batch] int32, and returns
-[batch, num_classes] float32 logits, or, for a fusion model with
-`fusion_loss='fused_and_branches'`, {"logits": [batch, num_classes],
-"aux_logits": (branch logits, ...)} (see `jaxpara.train.split_outputs`).
-Attention weights are sown into 'intermediates' (e.g. `temporal_attention`,
-[batch, time']; `convlstm/spatial_attention`, [batch, T_s, time', freq']).
+with inputs [batch, time, freq, channels] float32, frames [batch] int32 (real
+frames per segment), gender [batch] int32 (`MODEL_INPUTS` lists the batch keys
+a model receives besides its inputs), and returns [batch, num_classes] logits,
+or, for a fusion model with `fusion_loss='fused_and_branches'`, {"logits":
+[batch, num_classes], "aux_logits": (branch logits, ...)} (`split_outputs`).
+Attention weights and other internals are sown into 'intermediates' (e.g.
+`temporal_attention`, [batch, time']; `convlstm/spatial_attention`, [batch,
+T_s, time', freq']); `intermediates` reads them under one naming rule.
+Adding a model input means: a batch key (jaxpara.data.pipeline), its name
+in `MODEL_INPUTS`, a keyword of the models that use it.
 
 Variants are `functools.partial`s of a model class; tiny test variants start
 with `_`.
@@ -190,3 +195,86 @@ def create_model(model_cfg: Any, num_classes: int) -> nn.Module:
 def count_params(params: Any) -> int:
     """Number of scalars in a pytree of arrays (or `jax.ShapeDtypeStruct`s)."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
+
+
+# ------------------------------------------------------------- model call
+# Batch keys passed to every model as keywords, besides batch["inputs"].
+MODEL_INPUTS = ("frames", "gender")
+
+
+def apply(model: nn.Module, variables, batch, *, train: bool, rngs=None, mutable=False):
+    """The model call (module docstring); returns what `model.apply` returns.
+
+    Args:
+      model: a module from `create_model`.
+      variables: {"params", "batch_stats"}.
+      batch: {"inputs" [B, T, F, C], "frames" [B], "gender" [B], ...}.
+      train: training mode (dropout, BatchNorm batch statistics).
+      rngs: e.g. {"dropout": key} in training.
+      mutable: collections to return updated ('batch_stats', 'intermediates').
+    """
+    return model.apply(
+        variables,
+        batch["inputs"],
+        **{k: batch[k] for k in MODEL_INPUTS},
+        train=train,
+        rngs=rngs,
+        mutable=mutable,
+    )
+
+
+def split_outputs(outputs) -> tuple[jax.Array, tuple]:
+    """(logits [B, K], aux logits (...)) of a model's output.
+
+    `aux_logits` are extra heads trained with their own cross-entropy term (the
+    branches of a fusion model); only `logits` is used for prediction.
+    """
+    if isinstance(outputs, dict):
+        return outputs["logits"], tuple(outputs.get("aux_logits", ()))
+    return outputs, ()
+
+
+def dummy_batch(input_shape: tuple[int, ...]) -> dict:
+    """A one-segment batch of zeros of `input_shape` [T, F, C] (for init)."""
+    return {
+        "inputs": jnp.zeros((1, *input_shape), jnp.float32),
+        "frames": jnp.full((1,), input_shape[0], jnp.int32),
+        "gender": jnp.zeros((1,), jnp.int32),
+    }
+
+
+def init_variables(model: nn.Module, rng, input_shape: tuple[int, ...]) -> dict:
+    """{"params", "batch_stats" ({} if none)} of `model` for [T, F, C] inputs."""
+    batch = dummy_batch(input_shape)
+    variables = model.init(
+        {"params": rng, "dropout": rng},
+        batch["inputs"],
+        **{k: batch[k] for k in MODEL_INPUTS},
+        train=False,
+    )
+    return {
+        "params": variables["params"],
+        "batch_stats": variables.get("batch_stats", {}),
+    }
+
+
+def intermediates(model: nn.Module, variables, batch) -> dict[str, jax.Array]:
+    """What the model sows into 'intermediates' on a batch, in inference mode.
+
+    The one naming rule: a sown array's name is its module path and sow name
+    joined with '/' (e.g. `convlstm/spatial_attention`, `temporal_attention`),
+    plus `#i` when the module sowed that name i = 0, 1, ... more than once.
+
+    Returns:
+      {name: [B, ...]} (pure; callers jit it).
+    """
+    from flax import traverse_util
+
+    _, state = apply(model, variables, batch, train=False, mutable=["intermediates"])
+    out = {}
+    for path, values in traverse_util.flatten_dict(
+        state.get("intermediates", {})
+    ).items():
+        for i, value in enumerate(values):
+            out["/".join(path) + (f"#{i}" if len(values) > 1 else "")] = value
+    return out

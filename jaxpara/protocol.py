@@ -1,0 +1,182 @@
+"""The protocol set-up: config + workdir -> corpus, folds, feature store, runs.
+
+`Protocol.from_config(config, workdir)` checks the config, reads the corpus
+(or writes its synthetic stand-in, once, on process 0), builds the folds of
+`config.protocol` and extracts the features of every utterance the folds use
+(cached in the workdir). `plan()` is the fold x seed loop: which seeds one
+program trains and where it lives (`jaxpara.rundir`). `fold_data` segments
+one fold's splits. Training (`jaxpara.train`) and the deep-spectrum export
+(`jaxpara.export`) both start here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+from jax.experimental import multihost_utils
+
+from jaxpara import rundir
+from jaxpara.data import pipeline
+from jaxpara.data.types import Corpus, CorpusError, Fold
+from jaxpara.errors import ConfigError
+
+ON_ERROR = ("raise", "skip")
+
+
+def check_config(config) -> None:
+    """Fails fast, before any data work, on a config value that cannot be used.
+
+    Builds every object a config value turns into (features, model, optimizer,
+    selection rule) once, so a bad value is reported naming its key.
+
+    Raises:
+      ConfigError: naming the key.
+    """
+    from jaxpara import models, selection
+    from jaxpara import state as state_lib
+    from jaxpara.audio import features as features_lib
+
+    if config.data.on_error not in ON_ERROR:
+        raise ConfigError(
+            f"data.on_error={config.data.on_error!r}; expected one of {list(ON_ERROR)}"
+        )
+    if config.eval.aggregation not in ("vote", "mean", "max"):
+        raise ConfigError(
+            f"eval.aggregation={config.eval.aggregation!r}; expected vote, mean or max"
+        )
+    selection.Rule.from_config(config)
+    for build in (
+        lambda: features_lib.FeatureSpec.from_config(
+            config.data.features, config.data.sample_rate
+        ),
+        lambda: models.create_model(config.model, max(config.model.num_classes, 2)),
+        lambda: state_lib.make_optimizer(config.train),
+    ):
+        try:
+            build()
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One trained program of the plan: a fold and the seeds it trains."""
+
+    fold: Fold
+    seeds: list[int]
+    program: rundir.Program
+
+
+@dataclasses.dataclass
+class Protocol:
+    """A run's corpus, folds and features (module docstring)."""
+
+    config: object
+    workdir: str
+    corpus: Corpus
+    root: str
+    folds: list[Fold]
+    store: pipeline.FeatureStore
+
+    @classmethod
+    def from_config(cls, config, workdir: str) -> Protocol:
+        from jaxpara.data import corpora, splits  # Heavy imports kept local.
+
+        check_config(config)
+        if jax.process_count() > 1 and not config.data.root:
+            # Process 0 writes the synthetic corpus; the others read it after.
+            if jax.process_index() == 0:
+                corpora.load_corpus(config.data, workdir, seed=config.seed)
+            multihost_utils.sync_global_devices("jaxpara: synthetic corpus written")
+        corpus, root = corpora.load_corpus(config.data, workdir, seed=config.seed)
+        try:
+            folds = splits.build_folds(corpus, config.protocol, seed=config.seed)
+        except CorpusError:
+            raise
+        except ValueError as err:  # Unknown protocol or fold name.
+            raise ConfigError(str(err)) from err
+        needed = {e.utterance_id for f in folds for _, ex in f.items() for e in ex}
+        store = pipeline.FeatureStore.build(
+            [e for e in corpus.examples if e.utterance_id in needed],
+            config.data,
+            cache_dir=os.path.join(workdir, rundir.CACHE)
+            if config.data.cache
+            else None,
+        )
+        return cls(config, workdir, corpus, root, folds, store)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The run's seeds: `seed + s` for s < `num_seeds`."""
+        return [self.config.seed + s for s in range(self.config.num_seeds)]
+
+    def plan(self) -> list[Run]:
+        """The fold x seed loop: one program per fold (vmapped seeds,
+        `train.vmap_seeds`) or per fold and seed."""
+        seeds = self.seeds
+        groups = [seeds] if self.config.train.vmap_seeds else [[s] for s in seeds]
+        runs = []
+        for fold in self.folds:
+            for group in groups:
+                program = rundir.program_for(
+                    self.workdir,
+                    fold.name,
+                    [s - self.config.seed for s in group],
+                    num_folds=len(self.folds),
+                    num_seeds=len(seeds),
+                )
+                runs.append(Run(fold, group, program))
+        return runs
+
+    def fold_data(self, fold: Fold):
+        """`fold_data` of one fold of this protocol."""
+        return fold_data(self.config, self.corpus, fold, self.store)
+
+
+def fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, object, int]:
+    """A fold's segmented splits, the split training steps draw from, and the
+    random-crop length (0 = none).
+
+    A split the fold leaves empty (validation under `protocol.validation=none`)
+    has no entry; every other split must have usable utterances.
+
+    Returns:
+      ({split name: SplitData}, training SplitData, crop length).
+    """
+    if config.data.on_error not in ON_ERROR:
+        raise ConfigError(
+            f"data.on_error={config.data.on_error!r}; expected one of {list(ON_ERROR)}"
+        )
+    skip = config.data.on_error == "skip"
+    data = {
+        name: pipeline.build_split(
+            name,
+            examples,
+            corpus,
+            store,
+            config.data,
+            allow_skips=skip and name == "train",
+        )
+        for name, examples in fold.items()
+        if examples or name == "train"
+    }
+    train = data["train"]
+    # Card C2: training steps see whole utterances cut to `segment.length`
+    # frames at a random start; every reported split (train included) is
+    # segmented as configured (mode 'first': the crop from frame 0, padded).
+    crop = config.data.segment.length if config.data.segment.random_crop else 0
+    if crop:
+        train = pipeline.build_split(
+            "train",
+            fold.train,
+            corpus,
+            store,
+            config.data,
+            allow_skips=skip,
+            whole_utterances=True,
+        )
+    return data, train, crop
