@@ -1,4 +1,4 @@
-"""Run reports and attention plots (matplotlib, Agg backend, PNG).
+"""Run reports: results tables, confusion matrices, curves, fold bars (PNG).
 
     python -m jaxpara.report --workdir=DIR
     python -m jaxpara.report --workdir=DIR --attention=UTTERANCE_ID_OR_FILE

@@ -3,7 +3,7 @@
 A workdir holds one protocol run (folds x seeds). Its layout:
 
     <workdir>/config.json            the run's config (written first)
-    <workdir>/results.json           results of the whole run (jaxpara.evaluate)
+    <workdir>/results.json           results of the whole run (jaxpara.results)
     <workdir>/predictions.csv        utterance predictions, tagged fold and seed
     <workdir>/data/                  the synthetic corpus (data.root = '')
     <workdir>/cache/                 the feature cache
