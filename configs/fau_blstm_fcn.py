@@ -9,9 +9,12 @@ Variants, input, model and training as in `configs/iemocap_blstm_fcn.py`
 (same `:fcn` ... `:blstm_fcn_3`, class weights r_k = N / N_k; seed 002 Table 4
 lists them for FAU Aibo). Protocol: the INTERSPEECH 2009 partition, train =
 Ohm school (9,959 chunks), test = Mont school (8,257 chunks), classes A, E, N,
-P, R. The seed names no validation set; model selection here uses a held-out
-30% of the Ohm speakers (`protocol.validation_fraction`), so no Mont chunk
-ever selects a checkpoint. With an empty `data.root` a synthetic corpus in
+P, R. The seed names no validation set and trains on all of Ohm: so does the
+default (`protocol.validation=none`: fixed `train.num_epochs`, the final
+checkpoint is reported). Append `,holdout` to the variant
+(`:blstm_fcn_2,holdout`) to select the checkpoint on a held-out 30% of the
+Ohm speakers instead (`protocol.validation_fraction`); no Mont chunk ever
+selects a checkpoint either way. With an empty `data.root` a synthetic corpus in
 the FAU Aibo layout is generated (12 speakers: 6 Ohm, 6 Mont).
 
 Seed 002, Tables 5 and 7 (the paper's figures on the REAL FAU Aibo, UA %):
@@ -31,10 +34,17 @@ from configs import iemocap_blstm_fcn
 
 
 def get_config(variant: str = "blstm_fcn_2"):
+    variant, _, option = variant.partition(",")
+    if option not in ("", "holdout"):
+        raise ValueError(
+            f"configs/fau_blstm_fcn.py: unknown option {option!r} after "
+            f"{variant!r}; expected ',holdout' or nothing"
+        )
     c = iemocap_blstm_fcn.common(variant, "configs/fau_blstm_fcn.py")
     c.data.corpus = "fau_aibo"
     c.data.synthetic.num_speakers = 12
     c.data.synthetic.utterances_per_speaker = 40
     c.protocol.name = "predefined"
+    c.protocol.validation = "default" if option else "none"
     c.protocol.validation_fraction = 0.3
     return c

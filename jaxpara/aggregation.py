@@ -121,43 +121,90 @@ def aggregate(
 
 
 def summarise(fold_results: Sequence[dict]) -> dict[str, dict]:
-    """Mean and standard deviation of UAR / WA per split over folds x seeds.
+    """Mean +- std of UAR / WA per split over folds, seeds averaged first.
 
-    The std is the sample std (ddof = 1), as papers report (e.g. card C5's
-    "62.86 +- 9.43" over 10 folds x 5 seeds); 0.0 when there is a single result.
-    A None score (undefined, e.g. NaN written as None) makes that split's mean
-    and std None.
+    Card C5's (seed 004 Table 1, SPEC Metrics) way: each fold's value is the
+    mean over its seeds; the summary is the mean and the POPULATION std
+    (ddof = 0) of the fold values (Table 1's UWA column gives 59.43 +- 11.57
+    and 62.86 +- 9.44). Within a fold the seed std is also ddof = 0 (0.0 for
+    one seed). A None score (undefined, NaN written as None) makes the
+    affected means and stds None.
 
     Args:
       fold_results: entries `{"fold": str, "seed": int, "splits": {split:
         {"uar": float, "wa": float, ...}}}`.
 
     Returns:
-      `{split: {"uar_mean", "uar_std", "wa_mean", "wa_std", "n"}}` with splits
-      in order of first appearance; n = number of results for that split.
+      `{split: {"uar_mean", "uar_std", "wa_mean", "wa_std", "n_folds",
+      "n_seeds", "per_fold": [{"fold", "n_seeds", "uar_mean", "uar_std",
+      "wa_mean", "wa_std"}]}}`, splits and folds in order of first
+      appearance; "n_seeds" is the largest seed count of a fold.
     """
-    if not fold_results:
-        raise ValueError("summarise needs at least one fold result")
-    values: dict[str, dict[str, list[float]]] = {}
-    for result in fold_results:
-        for split, scores in result["splits"].items():
-            entry = values.setdefault(split, {"uar": [], "wa": []})
-            for key in ("uar", "wa"):
-                v = scores[key]
-                entry[key].append(math.nan if v is None else float(v))
+    per_split = _collect(fold_results, by_fold=True)
     out: dict[str, dict] = {}
-    for split, entry in values.items():
+    for split, folds in per_split.items():
+        rows = []
+        for fold, entry in folds.items():
+            row = {"fold": fold, "n_seeds": len(entry["uar"])}
+            for key in ("uar", "wa"):
+                row.update(_mean_std(entry[key], ddof=0, prefix=key))
+            rows.append(row)
+        summary: dict = {}
+        for key in ("uar", "wa"):
+            means = [
+                math.nan if r[f"{key}_mean"] is None else r[f"{key}_mean"] for r in rows
+            ]
+            summary.update(_mean_std(means, ddof=0, prefix=key))
+        summary["n_folds"] = len(rows)
+        summary["n_seeds"] = max(r["n_seeds"] for r in rows)
+        summary["per_fold"] = rows
+        out[split] = summary
+    return out
+
+
+def summarise_pooled(fold_results: Sequence[dict]) -> dict[str, dict]:
+    """Mean and sample std (ddof = 1) of UAR / WA over all fold x seed results.
+
+    Not a paper's summary (see `summarise`); kept as `summary_pooled` in
+    results.json. 0.0 std for a single result; a None score makes that
+    split's mean and std None.
+
+    Returns:
+      `{split: {"uar_mean", "uar_std", "wa_mean", "wa_std", "n"}}`; n = number
+      of results for that split.
+    """
+    out: dict[str, dict] = {}
+    for split, entry in _collect(fold_results, by_fold=False).items():
         row: dict = {}
         for key in ("uar", "wa"):
-            arr = np.asarray(entry[key])
-            std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-            row[f"{key}_mean"] = _json_float(arr.mean())
-            row[f"{key}_std"] = _json_float(std) if not np.isnan(arr).any() else None
+            row.update(_mean_std(entry[key], ddof=1, prefix=key))
         row["n"] = len(entry["uar"])
         out[split] = row
     return out
 
 
-def _json_float(x) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else x
+def _collect(fold_results: Sequence[dict], *, by_fold: bool) -> dict:
+    """{split: {"uar": [...], "wa": [...]}} or, by fold, {split: {fold: {...}}}."""
+    if not fold_results:
+        raise ValueError("summarise needs at least one fold result")
+    values: dict = {}
+    for result in fold_results:
+        for split, scores in result["splits"].items():
+            entry = values.setdefault(split, {})
+            if by_fold:
+                entry = entry.setdefault(result["fold"], {})
+            for key in ("uar", "wa"):
+                v = scores[key]
+                entry.setdefault(key, []).append(math.nan if v is None else float(v))
+    return values
+
+
+def _mean_std(values: Sequence[float], *, ddof: int, prefix: str) -> dict:
+    """{"<prefix>_mean", "<prefix>_std"}; std 0.0 for one value, None with a NaN."""
+    arr = np.asarray(values, np.float64)
+    std = float(arr.std(ddof=ddof)) if arr.size > 1 else 0.0
+    undefined = bool(np.isnan(arr).any())
+    return {
+        f"{prefix}_mean": None if undefined else float(arr.mean()),
+        f"{prefix}_std": None if undefined else std,
+    }

@@ -184,7 +184,7 @@ def plot_fold_bars(results: dict):
             ax.axhline(summary["uar_mean"], color="k", linestyle="--", linewidth=1)
             title += (
                 f": mean {_pct(summary['uar_mean'])} +- "
-                f"{_pct(summary['uar_std'])} % (n = {summary['n']})"
+                f"{_pct(summary['uar_std'])} % over {summary['n_folds']} folds"
             )
         ax.set_title(title)
         ax.set_xticks(x + 0.4 - width / 2)
@@ -194,6 +194,39 @@ def plot_fold_bars(results: dict):
             ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def summary_tables(summary: dict) -> list[str]:
+    """Markdown lines: per split, the per-fold table in the layout of seed 004
+    Table 1 (fold, seeds, UAR, WA; seed means, +- the seed std when there are
+    several) and its last row, mean +- ddof-0 std over the fold values."""
+    lines = [
+        "Protocol runs: the table above pools the first seed's folds. Per fold "
+        "(mean over seeds), then mean +- std (ddof = 0) over folds:",
+    ]
+
+    def cell(row, key):
+        text = _pct(row[f"{key}_mean"])
+        return text + (f" +- {_pct(row[f'{key}_std'])}" if row["n_seeds"] > 1 else "")
+
+    for name, s in summary.items():
+        lines += [
+            "",
+            f"**{name}**",
+            "",
+            "| fold | seeds | UAR | WA |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['fold']} | {r['n_seeds']} | {cell(r, 'uar')} | {cell(r, 'wa')} |"
+            for r in s["per_fold"]
+        ]
+        lines.append(
+            f"| {s['n_folds']}-fold mean +- std | {s['n_seeds']} | "
+            f"{_pct(s['uar_mean'])} +- {_pct(s['uar_std'])} | "
+            f"{_pct(s['wa_mean'])} +- {_pct(s['wa_std'])} |"
+        )
+    return lines
 
 
 def markdown(workdir: str, results: dict, images: dict[str, str]) -> str:
@@ -224,19 +257,7 @@ def markdown(workdir: str, results: dict, images: dict[str, str]) -> str:
             f"| {rep.get('n_skipped', 0)} |"
         )
     if "summary" in results:
-        lines += [
-            "",
-            "Protocol runs: the table pools the first seed's folds. Over all "
-            "folds x seeds:",
-            "",
-            "| split | UAR mean +- std | WA mean +- std | n |",
-            "|---|---|---|---|",
-        ]
-        for name, s in results["summary"].items():
-            lines.append(
-                f"| {name} | {_pct(s['uar_mean'])} +- {_pct(s['uar_std'])} | "
-                f"{_pct(s['wa_mean'])} +- {_pct(s['wa_std'])} | {s['n']} |"
-            )
+        lines += ["", *summary_tables(results["summary"])]
     for title, key in (("Per fold / seed", "folds"), ("Training curves", "curves")):
         if key in images:
             lines += ["", f"## {title}", "", f"![{key}]({images[key]})"]

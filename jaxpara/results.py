@@ -10,7 +10,15 @@
               "icbhi_score", "baseline_uar"}},
    protocol runs also: "folds": [{"fold", "seed", "splits": {...}}],
                        "summary": {"<split>": {"uar_mean", "uar_std",
-                                   "wa_mean", "wa_std", "n"}}}
+                                   "wa_mean", "wa_std", "n_folds", "n_seeds",
+                                   "per_fold": [{"fold", "n_seeds",
+                                   "uar_mean", "uar_std", "wa_mean",
+                                   "wa_std"}]}} (seeds averaged per fold,
+                                   then mean +- ddof-0 std over folds: card
+                                   C5, `aggregation.summarise`),
+                       "summary_pooled": {"<split>": {"uar_mean", "uar_std",
+                                   "wa_mean", "wa_std", "n"}} (all fold x
+                                   seed results, ddof 1)}
 For protocol runs, top-level "splits" pools the utterance predictions of all
 folds of the first seed (each utterance of the corpus once). File names come
 from `jaxpara.rundir`.
@@ -140,7 +148,8 @@ def protocol_results(
 
 def fold_splits(config, labels, fold_results: list[dict]) -> dict:
     """The split reports of a run: {"splits"} for one fold and seed, else
-    {"folds" (each fold x seed), "summary" (mean/std over them), "splits"
+    {"folds" (each fold x seed), "summary" (per fold over seeds, then over
+    folds), "summary_pooled" (over all fold x seed results), "splits"
     (validation/test pooled over the folds of the first seed)}."""
     if len(fold_results) == 1:
         return {"splits": fold_results[0]["splits"]}
@@ -152,6 +161,7 @@ def fold_splits(config, labels, fold_results: list[dict]) -> dict:
     return {
         "folds": folds,
         "summary": aggregation.summarise(folds),
+        "summary_pooled": aggregation.summarise_pooled(folds),
         "splits": {
             name: rep
             for name in ("validation", "test")

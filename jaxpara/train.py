@@ -210,6 +210,17 @@ class FoldTraining:
             config, corpus, fold, store
         )
         self.has_validation = "validation" in self.data
+        if not self.has_validation and (
+            self.rule.plateau_patience or self.rule.early_stopping
+        ):
+            logging.warning(
+                "no validation split: train.plateau_patience=%d and "
+                "train.early_stopping=%d have no score to watch; training runs "
+                "its %d epochs and the final checkpoint is reported",
+                self.rule.plateau_patience,
+                self.rule.early_stopping,
+                self.tcfg.num_epochs,
+            )
         self.norm = (
             pipeline.training_stats(self.train, store)
             if config.data.normalise

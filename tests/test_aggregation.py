@@ -129,7 +129,7 @@ def test_matches_loop_reference(method):
     assert pred.shape == (u,) and utt_post.shape == (u, k)
 
 
-def test_summarise_hand_case():
+def test_summarise_pooled_hand_case():
     results = [
         {
             "fold": "a",
@@ -142,7 +142,7 @@ def test_summarise_hand_case():
         {"fold": "b", "seed": 0, "splits": {"test": {"uar": 0.7, "wa": 0.8}}},
         {"fold": "c", "seed": 1, "splits": {"test": {"uar": 0.9, "wa": 0.7}}},
     ]
-    s = aggregation.summarise(results)
+    s = aggregation.summarise_pooled(results)
     assert list(s) == ["test", "validation"]
     assert s["test"]["n"] == 3
     assert s["test"]["uar_mean"] == pytest.approx(0.7)
@@ -156,9 +156,73 @@ def test_summarise_hand_case():
         "wa_std": 0.0,
         "n": 1,
     }
-    s = aggregation.summarise(
+    s = aggregation.summarise_pooled(
         results
         + [{"fold": "d", "seed": 0, "splits": {"test": {"uar": None, "wa": 1.0}}}]
     )
     assert s["test"]["uar_mean"] is None and s["test"]["uar_std"] is None
     assert not math.isnan(s["test"]["wa_mean"])
+
+
+# Seed 004 Table 1, UWA (%) per fold (test speaker) of Models 1 and 2.
+TABLE1_UWA = {
+    "model1": [61.90, 63.50, 71.50, 74.80, 58.13, 57.46, 64.30, 64.92, 34.82, 43.00],
+    "model2": [66.40, 67.11, 68.00, 74.93, 62.32, 70.00, 64.14, 65.00, 42.34, 48.40],
+}
+
+
+@pytest.mark.parametrize(
+    "model, mean, std", [("model1", 59.43, 11.57), ("model2", 62.86, 9.44)]
+)
+def test_summarise_reproduces_seed_004_table_1(model, mean, std):
+    """10 folds x 5 seeds whose seed mean is Table 1's value: the summary is
+    the paper's 59.43 +- 11.57 / 62.86 +- 9.44 (population std over folds;
+    ddof 1 would give 12.20 / 9.95)."""
+    offsets = [-2.0, -1.0, 0.0, 1.0, 2.0]  # Seeds around the fold value.
+    results = [
+        {
+            "fold": f"speaker_{f}",
+            "seed": k,
+            "splits": {"test": {"uar": (v + o) / 100, "wa": 0.5}},
+        }
+        for f, v in enumerate(TABLE1_UWA[model])
+        for k, o in enumerate(offsets)
+    ]
+    s = aggregation.summarise(results)["test"]
+    assert round(100 * s["uar_mean"], 2) == mean
+    assert round(100 * s["uar_std"], 2) == std
+    assert s["n_folds"] == 10 and s["n_seeds"] == 5
+    assert [r["fold"] for r in s["per_fold"]] == [f"speaker_{f}" for f in range(10)]
+    for row, v in zip(s["per_fold"], TABLE1_UWA[model]):
+        assert row["uar_mean"] == pytest.approx(v / 100, abs=1e-12)
+        assert row["uar_std"] == pytest.approx(np.std(offsets) / 100, abs=1e-12)
+        assert row["n_seeds"] == 5
+    assert s["wa_mean"] == pytest.approx(0.5) and s["wa_std"] == pytest.approx(0.0)
+    pooled = aggregation.summarise_pooled(results)["test"]
+    assert pooled["n"] == 50 and round(100 * pooled["uar_mean"], 2) == mean
+    assert round(100 * pooled["uar_std"], 2) != std  # Not the paper's figure.
+
+
+def test_summarise_averages_seeds_before_folds():
+    """Fold a: seeds 0.4, 0.6 -> 0.5; fold b: one seed 0.9. Over folds: mean
+    0.7, ddof-0 std 0.2 (pooled over the 3 results the mean would be 0.633)."""
+    results = [
+        {"fold": "a", "seed": 0, "splits": {"test": {"uar": 0.4, "wa": 0.4}}},
+        {"fold": "a", "seed": 1, "splits": {"test": {"uar": 0.6, "wa": None}}},
+        {"fold": "b", "seed": 0, "splits": {"test": {"uar": 0.9, "wa": 0.9}}},
+    ]
+    s = aggregation.summarise(results)["test"]
+    assert s["uar_mean"] == pytest.approx(0.7) and s["uar_std"] == pytest.approx(0.2)
+    a, b = s["per_fold"]
+    assert a == {
+        "fold": "a",
+        "n_seeds": 2,
+        "uar_mean": pytest.approx(0.5),
+        "uar_std": pytest.approx(0.1),
+        "wa_mean": None,
+        "wa_std": None,
+    }
+    assert b["uar_std"] == 0.0 and b["n_seeds"] == 1
+    assert s["wa_mean"] is None and s["wa_std"] is None
+    with pytest.raises(ValueError, match="at least one fold result"):
+        aggregation.summarise([])

@@ -80,7 +80,7 @@ def test_fau_config_runs_on_synthetic_fau_layout(tmp_path):
     cfg.model.name = "_blstm_fcn_tiny"
     cfg.model.blstm.layers = 1
     cfg.model.head_layers = 1
-    cfg.data.synthetic.num_speakers = 4  # 2 Ohm (train, validation), 2 Mont.
+    cfg.data.synthetic.num_speakers = 4  # 2 Ohm (train), 2 Mont (test).
     cfg.data.synthetic.utterances_per_speaker = 10
     cfg.train.num_epochs = 1
     cfg.train.batch_size = 8
@@ -95,7 +95,32 @@ def test_fau_config_runs_on_synthetic_fau_layout(tmp_path):
     assert on_disk["corpus"]["labels"] == ["A", "E", "N", "P", "R"]
     assert on_disk["model"]["name"] == "_blstm_fcn_tiny"
     n = {s: r["n_utterances"] for s, r in results["splits"].items()}
-    assert n == {"train": 10, "validation": 10, "test": 20}  # Ohm / Ohm / Mont.
+    # Card C3: all of Ohm trains (no validation; the final checkpoint), Mont tests.
+    assert n == {"train": 20, "test": 20}
+    assert results["selection"]["checkpoint"] == "final"
+    assert not results["selection"]["validation"]
     for rep in results["splits"].values():
         assert 0.0 <= rep["uar"] <= 1.0 and 0.0 <= rep["wa"] <= 1.0
         assert len(rep["confusion_matrix"]) == 5
+
+
+def test_fau_holdout_variant_validates_on_ohm_speakers(tmp_path):
+    """`:blstm_fcn_2,holdout`: 30% of the Ohm speakers validate; Mont tests
+    whole either way."""
+    from jaxpara.data import corpora, splits
+
+    for variant, validates in (("blstm_fcn_2", False), ("blstm_fcn_2,holdout", True)):
+        cfg = fau_blstm_fcn.get_config(variant)
+        cfg.data.synthetic.num_speakers = 8
+        cfg.data.synthetic.utterances_per_speaker = 5
+        corpus, _ = corpora.load_corpus(cfg.data, str(tmp_path / variant), seed=0)
+        (fold,) = splits.build_folds(corpus, cfg.protocol, seed=0)
+        ohm = {e.speaker for e in corpus.examples if e.speaker.startswith("Ohm")}
+        mont = {e.speaker for e in corpus.examples if e.speaker.startswith("Mont")}
+        assert {e.speaker for e in fold.test} == mont
+        val = {e.speaker for e in fold.validation}
+        assert bool(val) == validates
+        assert val | {e.speaker for e in fold.train} == ohm
+        assert not val & {e.speaker for e in fold.train}
+    with pytest.raises(ValueError, match="unknown option 'val'"):
+        fau_blstm_fcn.get_config("blstm_fcn_2,val")

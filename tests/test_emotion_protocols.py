@@ -94,6 +94,30 @@ def test_configs_only_override_default_keys_and_build_their_models():
         iemocap_cnn_bilstm.get_config("model3")
 
 
+def test_moma_iem4_tests_the_whole_held_out_session(corpus_root):
+    """Card C4 IEM4: the default trains on the other sessions and tests on the
+    WHOLE held-out session (no validation); `:iem4_holdout` validates on 30%
+    of the training speakers and still tests the whole session."""
+    from jaxpara.data import splits
+
+    corpus = corpora.read_corpus("iemocap", corpus_root)
+    session2 = {e.utterance_id for e in corpus.examples if e.session == "Session2"}
+    for variant, validates in (("iem4", False), ("iem4_holdout", True)):
+        cfg = iemocap_moma.get_config(variant)
+        cfg.protocol.folds = "Session2"  # The test corpus has sessions 1-2.
+        (fold,) = splits.build_folds(corpus, cfg.protocol, seed=0)
+        assert {e.utterance_id for e in fold.test} == session2
+        assert bool(fold.validation) == validates
+        train_speakers = {e.speaker for e in fold.train}
+        assert train_speakers | {e.speaker for e in fold.validation} == {
+            "Ses01F",
+            "Ses01M",
+        }
+        assert not train_speakers & {e.speaker for e in fold.validation}
+    with pytest.raises(ValueError, match="unknown variant 'iem5'"):
+        iemocap_moma.get_config("iem5")
+
+
 def test_moma_config_trains_and_saves_attention(corpus_root, tmp_path):
     results = _run(
         "configs/iemocap_moma.py",
@@ -107,7 +131,11 @@ def test_moma_config_trains_and_saves_attention(corpus_root, tmp_path):
     counts = results["corpus"]["counts"]
     splits = results["splits"]
     assert sum(r["n_utterances"] for r in splits.values()) == sum(counts.values())
-    for split in ("validation", "test"):
+    # IEM4: no validation split; the whole held-out session tests.
+    assert set(splits) == {"train", "test"}
+    assert results["selection"]["checkpoint"] == "final"
+    assert not (tmp_path / "attention_validation.npz").exists()
+    for split in ("test",):
         with np.load(tmp_path / f"attention_{split}.npz") as z:
             ids = list(z["utterance_ids"])
             assert len(ids) == splits[split]["n_utterances"]
@@ -151,10 +179,16 @@ def test_cnn_bilstm_loso_speaker_2_folds_2_seeds(corpus_root, tmp_path):
     for split in ("validation", "test"):
         for key in ("uar", "wa"):
             values = np.array([f["splits"][split][key] for f in folds])
+            pooled = results["summary_pooled"][split]
+            assert pooled["n"] == 4
+            assert pooled[f"{key}_mean"] == pytest.approx(values.mean(), abs=1e-12)
+            assert pooled[f"{key}_std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+            # Card C5: seeds averaged per fold, then ddof-0 std over folds.
+            per_fold = values.reshape(2, 2).mean(axis=1)
             summary = results["summary"][split]
-            assert summary["n"] == 4
-            assert summary[f"{key}_mean"] == pytest.approx(values.mean(), abs=1e-12)
-            assert summary[f"{key}_std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+            assert summary["n_folds"] == 2 and summary["n_seeds"] == 2
+            assert summary[f"{key}_mean"] == pytest.approx(per_fold.mean(), abs=1e-12)
+            assert summary[f"{key}_std"] == pytest.approx(per_fold.std(), abs=1e-12)
 
     # Every utterance: exactly one prediction per fold x seed; test and
     # validation are the held-out speaker and its session partner.

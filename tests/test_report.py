@@ -86,14 +86,26 @@ def test_fold_bars_show_each_fold_and_seed():
         for i, f in enumerate(["a", "b", "c"])
         for s in (0, 1)
     ]
-    results = {
-        "folds": folds,
-        "summary": {"test": {"uar_mean": 0.5, "uar_std": 0.1, "n": 6}},
-    }
+    from jaxpara import aggregation
+
+    for f in folds:
+        f["splits"]["test"]["wa"] = 0.5
+    results = {"folds": folds, "summary": aggregation.summarise(folds)}
     fig = report.plot_fold_bars(results)
     (ax,) = fig.axes
     heights = [p.get_height() for p in ax.patches]
     assert heights == pytest.approx([0.0, 0.1, 0.2, 0.05, 0.15, 0.25])  # Seed 0, 1.
+    # Fold means 0.025, 0.125, 0.225: mean 12.50, ddof-0 std 8.16 (%).
+    assert ax.get_title() == "test UAR per fold: mean 12.50 +- 8.16 % over 3 folds"
+    # The report's per-fold table (seed 004 Table 1 layout).
+    lines = report.summary_tables(results["summary"])
+    i = lines.index("| fold | seeds | UAR | WA |")
+    assert lines[i + 2 : i + 6] == [
+        "| a | 2 | 2.50 +- 2.50 | 50.00 +- 0.00 |",
+        "| b | 2 | 12.50 +- 2.50 | 50.00 +- 0.00 |",
+        "| c | 2 | 22.50 +- 2.50 | 50.00 +- 0.00 |",
+        "| 3-fold mean +- std | 2 | 12.50 +- 8.16 | 50.00 +- 0.00 |",
+    ]
 
 
 def test_attention_of_a_corpus_utterance_is_the_models_sown_weights(demo):
