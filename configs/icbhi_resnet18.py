@@ -17,8 +17,9 @@ window = 400 samples, 201 bins), 40 ms hop; each cycle cut to 63 frames
 a random start in training, from frame 0 in evaluation, zero-padded when
 shorter; per-bin z-normalisation with training-split statistics. Split: the
 official 60/40 train/test list as given, validation = 30% of the official
-training patients (subject-independent), the best-on-validation-UAR checkpoint
-is tested. Reports SE, SP and the ICBHI score (SE + SP) / 2 per split.
+training patients (subject-independent), the checkpoint with the best
+validation ICBHI score is tested (seed 001 selects on AS = (SE + SP) / 2,
+Table 2; `train.selection_metric = 'icbhi_score'`). Reports SE, SP and the ICBHI score (SE + SP) / 2 per split.
 Training holds every training cycle whole, zero-padded to the longest one (on
 the real database about 2,900 cycles x 405 frames x 201 bins, ~1 GB float32).
 
@@ -81,4 +82,5 @@ def get_config(variant: str = "se_spatial"):
     c.train.num_epochs = 30
     c.eval.aggregation = "vote"  # One crop per cycle: the cycle's prediction.
     c.eval.icbhi_normal_label = "normal"
+    c.train.selection_metric = "icbhi_score"
     return c

@@ -195,3 +195,11 @@ def test_se_spatial_trains_end_to_end_on_synthetic_icbhi(tmp_path, monkeypatch):
     }
     assert patients["validation"] and not patients["validation"] & patients["train"]
     assert not patients["test"] & patients["train"]
+    # Card C2 selects on the validation ICBHI score (seed 001, Table 2): the
+    # history, the selection record and the evaluated checkpoint use it.
+    assert results["selection"]["metric"] == "icbhi_score"
+    fold_result = json.loads((tmp_path / "fold_result.json").read_text())
+    assert fold_result["selection_metric"] == "icbhi_score"
+    scores = [h["validation_icbhi_score"] for h in fold_result["history"]]
+    assert scores and fold_result["best_validation_icbhi_score"] == max(scores)
+    assert splits["validation"]["icbhi_score"] == pytest.approx(max(scores))
