@@ -14,10 +14,14 @@ Protocol (card C5): improvised utterances, 4 classes (happy + excited merged),
 10-fold leave-one-speaker-out: per fold one test speaker, its session partner
 validates (best checkpoint on validation UAR), the other 8 speakers train;
 every fold is run with 5 seeds (`seed + 0..4`). results.json holds each
-fold x seed's reports under "folds" and their mean +- std (ddof = 1) under
-"summary"; a subset of folds: `--config.protocol.folds=speaker_Ses01F,...`.
+fold x seed's reports under "folds" and, as in seed 004 Table 1, "summary":
+per fold the mean over its seeds ("per_fold"), then the mean +- POPULATION
+std (ddof = 0) over the fold values ("summary_pooled": all fold x seed
+results, ddof 1); a subset of folds: `--config.protocol.folds=speaker_Ses01F,...`.
 
-Pipeline: 16 kHz, 3-channel log-Mel (40 bands + delta + delta-delta, 25/10 ms
+Pipeline: 16 kHz, each waveform normalised to zero mean and unit variance
+(sec. 2.2.1 "unit changes and zero-mean are applied to a speech signal",
+read as per-utterance z-scoring: `data.waveform_norm = 'zscore'`), 3-channel log-Mel (40 bands + delta + delta-delta, 25/10 ms
 Hamming), z-normalised with training statistics, 3 s segments (300 frames,
 zero-padded; tails under 100 frames dropped unless the only segment),
 utterance posterior = max over segment posteriors (`max`); gender from the
@@ -52,6 +56,7 @@ def get_config(variant: str = "model2"):
     c.data.corpus = "iemocap"
     c.data.sample_rate = 16000
     c.data.improvised_only = True
+    c.data.waveform_norm = "zscore"
     c.data.features.kind = "log_mel"
     c.data.features.n_mels = 40
     c.data.features.win_ms = 25.0

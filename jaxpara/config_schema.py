@@ -94,6 +94,9 @@ def _add_data(c: ml_collections.ConfigDict) -> None:
     c.data.bandpass.low_hz = 100.0  # Lower edge in Hz.
     c.data.bandpass.high_hz = 2000.0  # Upper edge; >= Nyquist -> high-pass.
     c.data.bandpass.order = 5  # Filter order.
+    # Per-utterance waveform normalisation after VAD / band-pass (card C5):
+    # none | zscore (zero mean, unit variance) | peak (zero mean, unit peak).
+    c.data.waveform_norm = "none"
 
     c.data.features = ml_collections.ConfigDict()
     c.data.features.kind = "log_mel"  # log_mel | stft (log-compressed magnitude).

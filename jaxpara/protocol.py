@@ -37,10 +37,16 @@ def check_config(config) -> None:
     from jaxpara import models, selection
     from jaxpara import state as state_lib
     from jaxpara.audio import features as features_lib
+    from jaxpara.audio import io
 
     if config.data.on_error not in ON_ERROR:
         raise ConfigError(
             f"data.on_error={config.data.on_error!r}; expected one of {list(ON_ERROR)}"
+        )
+    if config.data.waveform_norm not in io.WAVEFORM_NORMS:
+        raise ConfigError(
+            f"data.waveform_norm={config.data.waveform_norm!r}; expected one of "
+            f"{list(io.WAVEFORM_NORMS)}"
         )
     if config.eval.aggregation not in ("vote", "mean", "max"):
         raise ConfigError(

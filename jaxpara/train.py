@@ -117,6 +117,18 @@ def eval_step(variables, batch, *, model):
 _multiply = jax.jit(jnp.multiply)  # Global arrays x NumPy, on every process.
 
 
+def loss_weights(split: pipeline.SplitData, num_classes: int, enabled: bool):
+    """Per-class loss weights [K]: r_k = N / N_k (card C3) or all ones.
+
+    N and N_k count what the loss sums over, the training split's SEGMENTS
+    (SPEC Metrics), not its utterances: an utterance of 5 segments weighs 5.
+    """
+    if not enabled:
+        return np.ones(num_classes, np.float32)
+    labels = split.utterance_labels[split.utterance_index]
+    return state_lib.class_weights(labels, num_classes)
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss."""
 
@@ -283,12 +295,8 @@ class FoldTraining:
         self.dropout_rngs = jnp.stack(
             [jax.random.fold_in(jax.random.key(s), 1) for s in self.seeds]
         )
-        # Class weights count what the loss sums over: training segments.
-        labels = self.train.utterance_labels[self.train.utterance_index]
         self.weights = jnp.asarray(
-            state_lib.class_weights(labels, self.num_classes)
-            if self.tcfg.class_weights
-            else np.ones(self.num_classes, np.float32)
+            loss_weights(self.train, self.num_classes, self.tcfg.class_weights)
         )
 
     def _compile_steps(self) -> None:

@@ -29,6 +29,49 @@ def test_configs_only_override_default_keys():
         assert set(cfg.to_dict()) == keys
 
 
+def test_paper_settings_of_each_card():
+    """What each paper computes (issue 14): C2 selects on the ICBHI score, C3
+    FAU trains on all of Ohm, C4 IEM4 has no validation and PyTorch's
+    ReduceLROnPlateau (patience 4, factor 0.1, rel. threshold 1e-4), C5
+    z-scores each waveform; every other config leaves the waveform alone."""
+    from configs import (
+        fau_blstm_fcn,
+        icbhi_resnet18,
+        iemocap_blstm_fcn,
+        iemocap_cnn_bilstm,
+        iemocap_moma,
+    )
+    from jaxpara import selection
+
+    assert icbhi_resnet18.get_config().train.selection_metric == "icbhi_score"
+    assert fau_blstm_fcn.get_config().protocol.validation == "none"
+    moma = iemocap_moma.get_config()
+    assert moma.protocol.validation == "none"
+    assert selection.Rule.from_config(moma) == selection.Rule(
+        metric="uar", plateau_patience=4, plateau_factor=0.1, plateau_threshold=1e-4
+    )
+    for variant in ("model1", "model2"):
+        assert iemocap_cnn_bilstm.get_config(variant).data.waveform_norm == "zscore"
+    for cfg in (
+        demo.get_config(),
+        covid_cough_sacrnn.get_config(),
+        icbhi_resnet18.get_config(),
+        iemocap_blstm_fcn.get_config(),
+        moma,
+    ):
+        assert cfg.data.waveform_norm == "none"
+
+
+def test_check_config_names_a_bad_waveform_norm():
+    from jaxpara import protocol
+    from jaxpara.errors import ConfigError
+
+    cfg = demo.get_config()
+    cfg.data.waveform_norm = "unit"
+    with pytest.raises(ConfigError, match="data.waveform_norm='unit'"):
+        protocol.check_config(cfg)
+
+
 def test_covid_fusion_learns_synthetic_cough_corpus(tmp_path):
     """Card C1 acceptance: the fusion config, test-sized, beats chance clearly.
 

@@ -41,6 +41,27 @@ def test_class_weights_are_n_over_n_k():
     )
 
 
+def test_loss_weights_count_training_segments_not_utterances():
+    """Card C3's r_k = N / N_k over what the loss sums over (SPEC Metrics):
+    2 class-0 utterances of 3 segments and 1 class-1 utterance of 1 segment
+    give N = 7 segments -> [7/6, 7/1] (per utterance it would be [3/2, 3/1])."""
+    from jaxpara.data import pipeline
+
+    index = np.array([0, 0, 0, 1, 1, 1, 2], np.int32)
+    split = pipeline.SplitData(
+        name="train",
+        utterance_ids=["a", "b", "c"],
+        utterance_labels=np.array([0, 0, 1], np.int32),
+        utterance_gender=np.zeros(3, np.int32),
+        segments=np.zeros((7, 4, 2, 1), np.float32),
+        frames=np.full(7, 4, np.int32),
+        utterance_index=index,
+        skipped=[],
+    )
+    np.testing.assert_allclose(train.loss_weights(split, 2, True), [7 / 6, 7 / 1])
+    np.testing.assert_array_equal(train.loss_weights(split, 2, False), [1.0, 1.0])
+
+
 def test_per_step_decay_schedule():
     lr = state_lib.learning_rate_fn(_train_cfg(learning_rate=1e-3, lr_decay=1e-2))
     np.testing.assert_allclose([lr(0), lr(100)], [1e-3, 1e-3 / 2], rtol=1e-6)

@@ -126,3 +126,39 @@ def load_audio(
                 f"{path}: excerpt too short to resample to {sample_rate} Hz"
             )
     return signal
+
+
+WAVEFORM_NORMS = ("none", "zscore", "peak")
+
+
+def normalise_waveform(signal: np.ndarray, mode: str) -> np.ndarray:
+    """Per-utterance waveform normalisation (`config.data.waveform_norm`).
+
+    Card C5 (seed 004 sec. 2.2.1: "unit changes and zero-mean are applied to
+    a speech signal") reads as `zscore`: subtract the mean, divide by the
+    standard deviation (computed in float64). `peak` subtracts the mean and
+    divides by the largest |sample|. A constant (e.g. all-zero) signal has
+    nothing to scale: it comes back zero-mean, unscaled, never NaN.
+
+    Args:
+      signal: [num_samples] float signal.
+      mode: one of `WAVEFORM_NORMS` ('none' returns the signal unchanged).
+
+    Returns:
+      [num_samples] float32.
+
+    Raises:
+      ValueError: an unknown mode, naming `data.waveform_norm`.
+    """
+    if mode not in WAVEFORM_NORMS:
+        raise ValueError(
+            f"data.waveform_norm={mode!r}; expected one of {list(WAVEFORM_NORMS)}"
+        )
+    if mode == "none":
+        return signal
+    x = np.asarray(signal, np.float64)
+    x = x - x.mean() if x.size else x
+    scale = (x.std() if mode == "zscore" else np.abs(x).max()) if x.size else 0.0
+    if scale > 1e-12:
+        x = x / scale
+    return x.astype(np.float32)

@@ -2,7 +2,8 @@
 
 Stages (STYLE 9: small named steps, each tested on its own):
 
-1. `decode_example`: read + mix down + resample, VAD trim, band-pass (NumPy).
+1. `decode_example`: read + mix down + resample, VAD trim, band-pass,
+   waveform normalisation (NumPy).
 2. `FeatureStore.build`: JAX features for every example, batched on the
    accelerator, cached on disk keyed by a hash of the corpus and front-end config.
 3. `build_split`: segmentation of one split's utterances (card C0 rules), with
@@ -80,6 +81,8 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
             high_hz=data_cfg.bandpass.high_hz,
             order=data_cfg.bandpass.order,
         )
+    # Last: the statistics are those of the (trimmed, filtered) speech.
+    signal = io.normalise_waveform(signal, data_cfg.waveform_norm)
     return np.asarray(signal, np.float32), speech_found
 
 
@@ -92,6 +95,8 @@ def frontend_fingerprint(data_cfg) -> str:
         "bandpass": data_cfg.bandpass.to_dict() if data_cfg.bandpass.enabled else None,
         "features": spec.fingerprint(),
     }
+    if data_cfg.waveform_norm != "none":  # Absent: earlier caches stay valid.
+        keys["waveform_norm"] = data_cfg.waveform_norm
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
 

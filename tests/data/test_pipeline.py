@@ -210,3 +210,36 @@ def test_vad_and_bandpass_stages(tmp_path):
     filtered, _ = pipeline.decode_example(Example("x", str(path), "a"), cfg)
     assert len(filtered) == n
     assert np.abs(filtered[: RATE // 4]).max() < 1e-3
+
+
+def test_waveform_normalisation_is_the_last_signal_stage(tmp_path):
+    """Card C5: zero mean, unit variance per utterance, after VAD trimming
+    (float64 NumPy reference); 'peak': zero mean, unit peak; the setting is in
+    the feature-cache fingerprint ('none' keeps the earlier fingerprint)."""
+    rng = np.random.default_rng(3)
+    y = (0.3 + 0.1 * rng.standard_normal(RATE)).astype(np.float32)  # DC offset.
+    path = tmp_path / "dc.wav"
+    sf.write(path, y, RATE, subtype="FLOAT")
+    cfg = _data_cfg()
+    example = Example("x", str(path), "a")
+    raw, _ = pipeline.decode_example(example, cfg)
+    fingerprints = {pipeline.frontend_fingerprint(cfg)}
+    for mode in ("zscore", "peak"):
+        cfg.waveform_norm = mode
+        got, _ = pipeline.decode_example(example, cfg)
+        x = raw.astype(np.float64) - raw.astype(np.float64).mean()
+        want = x / (x.std() if mode == "zscore" else np.abs(x).max())
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        assert abs(float(got.mean())) < 1e-6
+        if mode == "zscore":
+            assert float(got.std()) == pytest.approx(1.0, rel=1e-5)
+        else:
+            assert float(np.abs(got).max()) == pytest.approx(1.0, rel=1e-6)
+        fingerprints.add(pipeline.frontend_fingerprint(cfg))
+    assert len(fingerprints) == 3
+    # Silence stays finite (nothing to scale), and a typo names the key.
+    assert np.array_equal(
+        io.normalise_waveform(np.zeros(8, np.float32), "zscore"), np.zeros(8)
+    )
+    with pytest.raises(ValueError, match="data.waveform_norm='unit'"):
+        io.normalise_waveform(raw, "unit")
