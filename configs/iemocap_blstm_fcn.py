@@ -17,7 +17,8 @@ Variants (seed 002 Table 5): `:fcn`, `:attention_fcn`, `:attention_lstm`
 Protocol: improvised utterances only, happy + excited merged into happy,
 leave-one-session-out (5 folds); the held-out session's speakers are split
 into validation (model selection) and test halves. Input: 16 kHz log-Mel (40
-bands, 25 / 10 ms Hamming, no deltas), each utterance cropped / zero-padded
+bands on the HTK mel scale m = 2595 log10(1 + f / 700), seed 002 eq. 2;
+25 / 10 ms Hamming, no deltas), each utterance cropped / zero-padded
 to its first 500 frames (`data.segment.mode='first'`). Training: Adam, lr 1e-3
 decayed as lr / (1 + 1e-6 step), batch 100, up to 100 epochs, class weights
 r_k = N / N_k. Sizes the seed does not give (DNN head 2 x 128, FCN attention
@@ -64,6 +65,7 @@ def common(variant: str, config_file: str):
     c.data.features.win_ms = 25.0
     c.data.features.hop_ms = 10.0
     c.data.features.deltas = False
+    c.data.features.mel_scale = "htk"  # Seed 002 eq. 2.
     c.data.segment.mode = "first"  # One 500-frame crop / zero-pad per utterance.
     c.data.segment.length = 500
     c.data.segment.hop = 500

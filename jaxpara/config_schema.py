@@ -109,6 +109,9 @@ def _add_data(c: ml_collections.ConfigDict) -> None:
     c.data.features.log_floor = 1e-6  # log(x + floor).
     c.data.features.deltas = True  # 3 channels [static, delta, delta-delta].
     c.data.features.delta_width = 5  # Regression window (N = 2 -> width 5).
+    c.data.features.mel_scale = (
+        "slaney"  # Hz -> mel: slaney | htk (2595 log10(1 + f/700)).
+    )
 
     c.data.segment = ml_collections.ConfigDict()
     c.data.segment.length = 300  # Segment length in frames.

@@ -44,6 +44,10 @@ def test_paper_settings_of_each_card():
     from jaxpara import selection
 
     assert icbhi_resnet18.get_config().train.selection_metric == "icbhi_score"
+    for cfg in (iemocap_blstm_fcn.get_config(), fau_blstm_fcn.get_config()):
+        assert cfg.data.features.mel_scale == "htk"  # Seed 002 eq. 2.
+    for cfg in (iemocap_cnn_bilstm.get_config(), demo.get_config()):
+        assert cfg.data.features.mel_scale == "slaney"
     assert fau_blstm_fcn.get_config().protocol.validation == "none"
     moma = iemocap_moma.get_config()
     assert moma.protocol.validation == "none"

@@ -6,8 +6,11 @@ The numbers agree with librosa on each signal alone (tests/audio/test_features.p
 * STFT: `librosa.stft(center=True, pad_mode='constant', window='hamming')`, i.e.
   `n_fft // 2` zeros on both sides, frame `t` starting at sample `t * hop - n_fft // 2`,
   a periodic Hamming window of `win_length` samples centred in `n_fft`.
-* Mel: `librosa.feature.melspectrogram(power=2.0, htk=False, norm='slaney')`; the
+* Mel: `librosa.feature.melspectrogram(power=2.0, htk=..., norm='slaney')`; the
   filter bank is built with `librosa.filters.mel` in NumPy at trace time.
+  `mel_scale` picks the Hz -> mel formula: 'slaney' (librosa's default,
+  linear below 1 kHz) or 'htk' (m = 2595 log10(1 + f / 700), seed 002 eq. 2);
+  either way the triangles keep the Slaney area normalisation.
 * Log: natural log with an additive floor, `log(x + log_floor)` (floor 1e-6 by
   default), chosen over `10 * log10` because it needs no reference level and is
   exactly reproducible; kind 'stft' uses `log(|STFT| + log_floor)`.
@@ -35,6 +38,7 @@ import librosa
 import numpy as np
 
 KINDS = ("log_mel", "stft")
+MEL_SCALES = ("slaney", "htk")
 # Bump when the numerics change so feature caches keyed by `fingerprint` refresh.
 _FEATURE_VERSION = 1
 # Frames per `lax.map` step by default; 0 = the whole batch in one vectorised
@@ -59,6 +63,7 @@ class FeatureSpec:
       log_floor: additive floor inside the natural log.
       deltas: stack [static, delta, delta-delta] as 3 channels, else 1 channel.
       delta_width: regression window in frames (odd, >= 3; 5 means N = 2).
+      mel_scale: 'slaney' or 'htk' (the Hz -> mel formula; module docstring).
     """
 
     kind: str = "log_mel"
@@ -72,6 +77,7 @@ class FeatureSpec:
     log_floor: float = 1e-6
     deltas: bool = True
     delta_width: int = 5
+    mel_scale: str = "slaney"
 
     def __post_init__(self):
         def fail(message: str):
@@ -96,6 +102,8 @@ class FeatureSpec:
                     f"need 0 <= fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, "
                     f"fmax={self.fmax}, sample_rate={self.sample_rate}"
                 )
+        if self.mel_scale not in MEL_SCALES:
+            fail(f"mel_scale must be one of {MEL_SCALES}, got {self.mel_scale!r}")
         if not self.log_floor > 0.0:
             fail(f"log_floor must be > 0, got {self.log_floor}")
         if self.delta_width < 3 or self.delta_width % 2 != 1:
@@ -123,6 +131,7 @@ class FeatureSpec:
                 log_floor=float(features_cfg.log_floor),
                 deltas=bool(features_cfg.deltas),
                 delta_width=int(features_cfg.delta_width),
+                mel_scale=str(features_cfg.mel_scale),
             )
         except ValueError as e:
             raise ValueError(
@@ -151,6 +160,8 @@ class FeatureSpec:
     def fingerprint(self) -> str:
         """Stable 16-hex-digit hash of all fields (and the numerics version)."""
         fields = dataclasses.asdict(self)
+        if fields["mel_scale"] == "slaney":  # The one scale before the field.
+            del fields["mel_scale"]
         fields["_version"] = _FEATURE_VERSION
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -168,14 +179,14 @@ def _window(spec: FeatureSpec) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _mel_matrix(spec: FeatureSpec) -> np.ndarray:
-    """Slaney Mel filter bank, float32 [n_fft // 2 + 1, n_mels]."""
+    """Mel filter bank (`spec.mel_scale`), float32 [n_fft // 2 + 1, n_mels]."""
     mel = librosa.filters.mel(
         sr=spec.sample_rate,
         n_fft=spec.n_fft,
         n_mels=spec.n_mels,
         fmin=spec.fmin,
         fmax=spec.fmax,
-        htk=False,
+        htk=spec.mel_scale == "htk",
         norm="slaney",
         dtype=np.float64,
     )

@@ -53,7 +53,7 @@ def librosa_stack(signal, spec):
             n_mels=spec.n_mels,
             fmin=spec.fmin,
             fmax=spec.fmax,
-            htk=False,
+            htk=spec.mel_scale == "htk",
             norm="slaney",
             **common,
         )
@@ -109,10 +109,23 @@ def test_spec_validation_and_fingerprint():
     assert spec.fingerprint() == features.FeatureSpec().fingerprint()
     assert len(spec.fingerprint()) == 16
     assert spec.fingerprint() != features.FeatureSpec(n_mels=23).fingerprint()
+    assert spec.fingerprint() != features.FeatureSpec(mel_scale="htk").fingerprint()
+    with pytest.raises(ValueError, match="mel_scale"):
+        features.FeatureSpec(mel_scale="Slaney")
+    # The two scales are different filter banks (HTK's is not linear < 1 kHz).
+    slaney, htk = (
+        features.log_mel(
+            np.ones((1, 4000), np.float32), features.FeatureSpec(mel_scale=m)
+        )
+        for m in ("slaney", "htk")
+    )
+    assert not np.allclose(np.asarray(slaney), np.asarray(htk))
 
 
-def test_log_mel_stack_matches_librosa_16k():
-    spec = features.FeatureSpec()
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+def test_log_mel_stack_matches_librosa_16k(mel_scale):
+    """Both mel scales (`htk`: seed 002 eq. 2) against librosa (htk=True/False)."""
+    spec = features.FeatureSpec(mel_scale=mel_scale)
     signals = [
         voiced(16000, 16000, 0),
         voiced(40123, 16000, 1),
