@@ -211,21 +211,11 @@ def bootstrap_uar_ci(
     n = labels.shape[0]
     if n == 0:
         raise ValueError("bootstrap_uar_ci needs at least one utterance")
-    k = num_classes
-    flat = labels * k + predictions  # [N] cell index of each utterance.
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
     uars = np.empty(draws, np.float64)
-    for start in range(0, draws, chunk):
-        m = min(chunk, draws - start)
-        idx = rng.integers(0, n, size=(m, n))  # [m, N]
-        cells = flat[idx] + (np.arange(m) * k * k)[:, None]
-        cms = np.bincount(cells.ravel(), minlength=m * k * k).reshape(m, k, k)
-        support = cms.sum(axis=2)  # [m, K]
-        correct = np.diagonal(cms, axis1=1, axis2=2)  # [m, K]
-        present = support > 0
-        recall = np.where(present, correct / np.maximum(support, 1), 0.0)
-        uars[start : start + m] = recall.sum(axis=1) / present.sum(axis=1)
+    for start, idx in _resamples(n, draws, seed):
+        uars[start : start + len(idx)] = _draw_uars(
+            labels, predictions, idx, num_classes
+        )
     alpha = (1.0 - level) / 2.0
     lo, hi = np.percentile(uars, [100.0 * alpha, 100.0 * (1.0 - alpha)])
     return float(lo), float(hi)
@@ -261,6 +251,78 @@ def two_proportion_z_test(
         return 0.0, 0.5
     z = (p_a - p_b) / se
     return float(z), float(scipy.stats.norm.sf(z))
+
+
+def mcnemar_exact(correct_a, correct_b) -> dict:
+    """Exact (binomial) McNemar test of two systems on the same items.
+
+    b = items A gets right and B wrong, c = the reverse; under H0 (equal
+    error rates) b ~ Binomial(b + c, 1/2). Two-sided p-value
+    min(1, 2 P(X <= min(b, c))); 1.0 when the systems never disagree.
+
+    Args:
+      correct_a: `[N]` bool, A's prediction is right.
+      correct_b: `[N]` bool, B's, on the same N items in the same order.
+
+    Returns:
+      {"b", "c", "p_value"}.
+    """
+    a = np.asarray(correct_a, bool)
+    b_ = np.asarray(correct_b, bool)
+    if a.shape != b_.shape or a.ndim != 1:
+        raise ValueError(f"need two [N] arrays, got shapes {a.shape} and {b_.shape}")
+    b = int(np.sum(a & ~b_))
+    c = int(np.sum(~a & b_))
+    n = b + c
+    p = (
+        1.0
+        if n == 0
+        else min(1.0, 2.0 * float(scipy.stats.binom.cdf(min(b, c), n, 0.5)))
+    )
+    return {"b": b, "c": c, "p_value": p}
+
+
+def paired_bootstrap_uar_difference(
+    labels,
+    predictions_a,
+    predictions_b,
+    num_classes: int,
+    *,
+    draws: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Paired percentile bootstrap of UAR(B) - UAR(A) over the same utterances.
+
+    Each draw resamples the N utterances with replacement, the same
+    utterances for both systems; UAR per draw leaves out classes absent from
+    the draw's labels (as `bootstrap_uar_ci`).
+
+    Returns:
+      {"difference" (on all utterances), "ci95": [lo, hi], "draws", "seed"}
+      (the key says 95 only when level = 0.95: it is `ci<100 level>`).
+    """
+    labels, pa = _paired_indices(labels, predictions_a, num_classes)
+    _, pb = _paired_indices(labels, predictions_b, num_classes)
+    n, k = labels.shape[0], num_classes
+    if n == 0:
+        raise ValueError("paired_bootstrap_uar_difference needs at least one utterance")
+    if draws < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"need draws >= 1 and 0 < level < 1, got {draws}, {level}")
+    diffs = np.empty(draws, np.float64)
+    for start, idx in _resamples(n, draws, seed):
+        diffs[start : start + len(idx)] = _draw_uars(labels, pb, idx, k) - _draw_uars(
+            labels, pa, idx, k
+        )
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.percentile(diffs, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    full = uar(confusion_matrix(labels, pb, k)) - uar(confusion_matrix(labels, pa, k))
+    return {
+        "difference": float(full),
+        f"ci{round(100 * level)}": [float(lo), float(hi)],
+        "draws": draws,
+        "seed": seed,
+    }
 
 
 def split_report(
@@ -353,6 +415,29 @@ def _as_index_array(values, name: str, num_classes: int) -> np.ndarray:
             f"{sorted(set(arr[bad].tolist()))[:5]}"
         )
     return arr
+
+
+def _resamples(n: int, draws: int, seed: int):
+    """Yields (first draw, [m, N] resampled indices) in memory-bounded chunks."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
+    for start in range(0, draws, chunk):
+        m = min(chunk, draws - start)
+        yield start, rng.integers(0, n, size=(m, n))
+
+
+def _draw_uars(labels, predictions, idx: np.ndarray, k: int) -> np.ndarray:
+    """UAR of each resample (row of `idx` [m, N]); classes absent from a
+    resample's labels are left out of its mean."""
+    m = idx.shape[0]
+    flat = labels * k + predictions  # [N] cell index of each utterance.
+    cells = flat[idx] + (np.arange(m) * k * k)[:, None]
+    cms = np.bincount(cells.ravel(), minlength=m * k * k).reshape(m, k, k)
+    support = cms.sum(axis=2)  # [m, K]
+    correct = np.diagonal(cms, axis1=1, axis2=2)  # [m, K]
+    present = support > 0
+    recall = np.where(present, correct / np.maximum(support, 1), 0.0)
+    return recall.sum(axis=1) / present.sum(axis=1)
 
 
 def _paired_indices(labels, predictions, num_classes: int):

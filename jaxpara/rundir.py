@@ -262,6 +262,25 @@ def read_results(workdir: str) -> dict:
         return json.load(f)
 
 
+def read_predictions(workdir: str) -> list[dict]:
+    """predictions.csv of a finished run: one dict per (fold, seed, split,
+    utterance) with the columns as strings.
+
+    Raises:
+      WorkdirError: the run has not finished (no predictions.csv).
+    """
+    import csv
+
+    path = os.path.join(workdir, PREDICTIONS)
+    if not os.path.isfile(path):
+        raise WorkdirError(
+            f"{path} not found: train the workdir to the end first "
+            "(python -m jaxpara.main resumes it)"
+        )
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 # ------------------------------------------------------------- checkpoints
 def restore_variables(program: Program, abstract, checkpoint: str = "best"):
     """Variables {"params", "batch_stats"} (host arrays) of the program's replica.
