@@ -44,6 +44,27 @@ from configs import default
 
 VARIANTS = {"model1": "temporal", "model2": "local_self"}
 
+# `python -m jaxpara.sweep --grid=paper`: seed 004 Tables 1-2 (real IEMOCAP,
+# 10-fold leave-one-speaker-out x 5 seeds): mean +- ddof-0 std over folds.
+PAPER_SWEEPS = {
+    "table1": {
+        "grid": ["variant=model1,model2"],
+        "columns": [
+            {
+                "header": "test UAR",
+                "path": "summary.test.uar_mean",
+                "std": "summary.test.uar_std",
+            },
+            {"header": "test WA", "path": "summary.test.wa_mean"},
+        ],
+        "source": "seed 004 Tables 1-2, the paper's figures on the real IEMOCAP",
+        "reference": {
+            "model1": ["59.43 +- 11.57", 62.92],
+            "model2": ["62.86 +- 9.43", 64.32],
+        },
+    }
+}
+
 
 def get_config(variant: str = "model2"):
     if variant not in VARIANTS:

@@ -13,6 +13,8 @@ A workdir holds one protocol run (folds x seeds). Its layout:
     <program>/logs/                  its TensorBoard logs
     <seed dir>/fold_result.json      one fold x seed's result (+ attention_*.npz,
                                      deep_spectrum.npz)
+    <sweep>/cells/<cell>/            one jaxpara.sweep cell (a workdir as above)
+    <sweep>/table.md, table.csv      the sweep's table
 
 A *program* is what one `train.train_fold` call trains (S seeds stacked on
 a leading axis when `train.vmap_seeds`). Where it lives:
@@ -49,8 +51,18 @@ CACHE = "cache"
 DATA = "data"
 REPORT = "report"
 CHECKPOINT_KINDS = ("best", "latest")
+# A sweep (jaxpara.sweep): <sweep dir>/cells/<cell>/ is each cell's workdir
+# (its data/ and cache/ link to the sweep's), and the table files.
+CELLS = "cells"
+SWEEP_TABLE_MD = "table.md"
+SWEEP_TABLE_CSV = "table.csv"
 # Folders of a workdir that never hold a program.
 _NOT_RUNS = (DATA, CACHE, REPORT)
+
+
+def cell_dir(sweep_dir: str, cell: str) -> str:
+    """The workdir of one sweep cell."""
+    return os.path.join(sweep_dir, CELLS, cell)
 
 
 def attention_file(split: str) -> str:

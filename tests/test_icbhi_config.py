@@ -1,8 +1,5 @@
 """configs/icbhi_resnet18.py (card C2): variants, front-end, crop rules, end to end."""
 
-import csv
-import json
-
 import numpy as np
 import pytest
 import scipy.signal
@@ -149,57 +146,5 @@ def test_crop_positions_train_random_eval_from_zero():
     assert len(starts["long"]) > 1 and starts["long"] <= set(range(100 - crop + 1))
 
 
-def test_se_spatial_trains_end_to_end_on_synthetic_icbhi(tmp_path, monkeypatch):
-    """The fifth variant end to end (the others: tests/models/test_resnet.py)."""
-    from jaxpara import train
-
-    crops = []
-    original = pipeline.train_batches
-
-    def recording_train_batches(split, norm, **kwargs):
-        crops.append((kwargs["random_crop"], split.segments.shape[1]))
-        return original(split, norm, **kwargs)
-
-    monkeypatch.setattr(pipeline, "train_batches", recording_train_batches)
-    cfg = icbhi_resnet18.get_config("se_spatial")
-    cfg.model.name = "_resnet18_tiny"
-    cfg.data.synthetic.num_recordings = 16
-    cfg.train.num_epochs = 1
-    cfg.train.batch_size = 8
-    # 2 of the 8 fake test devices: still data-parallel, without the
-    # per-step overhead of 8 device programs on a 2-core CI machine.
-    cfg.mesh.data = 2
-    train.train_and_evaluate(cfg, str(tmp_path))
-
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["corpus"]["synthetic"] is True
-    assert results["model"]["num_params"] > 0
-    # Training crops 63 frames out of whole cycles (longer than the crop).
-    assert crops and all(c == 63 and t > 63 for c, t in crops)
-    n_cycles = sum(results["corpus"]["counts"].values())
-    splits = results["splits"]
-    assert sum(splits[s]["n_utterances"] for s in splits) == n_cycles
-    for split, rep in splits.items():
-        cm = np.asarray(rep["confusion_matrix"])
-        se = np.trace(cm[1:, 1:]) / cm[1:].sum()  # exact class, abnormal cycles
-        sp = cm[0, 0] / cm[0].sum()
-        assert rep["sensitivity"] == pytest.approx(se), split
-        assert rep["specificity"] == pytest.approx(sp), split
-        assert rep["icbhi_score"] == pytest.approx((se + sp) / 2), split
-    # Validation patients (first 3 digits) are disjoint from training ones.
-    with open(tmp_path / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
-    patients = {
-        s: {r["utterance_id"][:3] for r in rows if r["split"] == s}
-        for s in ("train", "validation", "test")
-    }
-    assert patients["validation"] and not patients["validation"] & patients["train"]
-    assert not patients["test"] & patients["train"]
-    # Card C2 selects on the validation ICBHI score (seed 001, Table 2): the
-    # history, the selection record and the evaluated checkpoint use it.
-    assert results["selection"]["metric"] == "icbhi_score"
-    fold_result = json.loads((tmp_path / "fold_result.json").read_text())
-    assert fold_result["selection_metric"] == "icbhi_score"
-    scores = [h["validation_icbhi_score"] for h in fold_result["history"]]
-    assert scores and fold_result["best_validation_icbhi_score"] == max(scores)
-    assert splits["validation"]["icbhi_score"] == pytest.approx(max(scores))
+# The five variants end to end, with the card C2 checks (crops, SE / SP,
+# patients, selection on the ICBHI score): tests/test_sweep.py.
