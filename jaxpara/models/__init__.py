@@ -16,11 +16,13 @@ or, for a fusion model with `fusion_loss='fused_and_branches'`, {"logits":
 Attention weights and other internals are sown into 'intermediates' (e.g.
 `temporal_attention`, [batch, time']; `convlstm/spatial_attention`, [batch,
 T_s, time', freq']); `intermediates` reads them under one naming rule.
+Every model subclasses `base.Classifier`, which owns that call signature.
 Adding a model input means: a batch key (jaxpara.data.pipeline), its name
-in `MODEL_INPUTS`, a keyword of the models that use it.
+in `MODEL_INPUTS`, a keyword of `Classifier.__call__` passed on to every
+model's `classify`.
 
 Variants are `functools.partial`s of a model class; tiny test variants start
-with `_`.
+with `_` and take their sizes from `TINY_SIZES` (`tiny`).
 """
 
 from __future__ import annotations
@@ -38,79 +40,64 @@ import ml_collections
 
 from jaxpara.models import blstm_fcn, cnn_bilstm, crnn, moma, resnet, sacrnn
 
+# The sizes of the tiny test variants: each `_..._tiny` binds those its class
+# has a field for (see `tiny`), plus what its entry adds.
+TINY_SIZES: dict[str, Any] = {
+    "conv_features": (4, 8),
+    "frame_features": 16,
+    "lstm_features": 8,
+    "attention_features": 8,
+    "local_attention_features": 8,
+    "head_features": 8,
+    "convlstm_features": 8,
+    "convlstm_iterations": 2,
+    "moma_attention_features": 8,
+    "moma_projection_features": 8,
+    "gender_embedding": 6,
+    "gender_features": 4,
+    "resnet_stage_features": (4, 8, 8, 16),
+    "resnet_se_reduction": 2,
+}
+
+
+def tiny(module_cls: type[nn.Module], **fields: Any) -> functools.partial:
+    """A tiny test variant of `module_cls`: `TINY_SIZES` for the fields it
+    has, then `fields` (which win)."""
+    names = {field.name for field in dataclasses.fields(module_cls)}
+    sizes = {key: value for key, value in TINY_SIZES.items() if key in names}
+    return functools.partial(module_cls, **{**sizes, **fields})
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "acrnn": crnn.ACRNN,
-    "_acrnn_tiny": functools.partial(
-        crnn.ACRNN,
-        conv_features=(4, 8),
-        frame_features=16,
-        lstm_features=8,
-        attention_features=8,
-        head_features=8,
-    ),
+    "_acrnn_tiny": tiny(crnn.ACRNN),
     "sacrnn": sacrnn.SACRNN,
-    "_sacrnn_tiny": functools.partial(
-        sacrnn.SACRNN,
-        conv_features=(4, 8),
-        convlstm_features=8,
-        convlstm_iterations=2,
-        head_features=8,
-    ),
+    "_sacrnn_tiny": tiny(sacrnn.SACRNN),
     "sacrnn_acrnn_fusion": sacrnn.SACRNNACRNNFusion,
-    "_fusion_tiny": functools.partial(
-        sacrnn.SACRNNACRNNFusion,
-        conv_features=(4, 8),
-        convlstm_features=8,
-        convlstm_iterations=2,
-        frame_features=16,
-        lstm_features=8,
-        attention_features=8,
-        head_features=8,
-    ),
+    "_fusion_tiny": tiny(sacrnn.SACRNNACRNNFusion),
     # Card C3 (seed 002 Table 5): fcn, attention_fcn, attention_lstm,
     # attention_blstm, attention_blstm_fcn (1-3 layers: model.blstm.layers).
     **{
         name: functools.partial(blstm_fcn.AttentionBLSTMFCN, **fields)
         for name, fields in blstm_fcn.VARIANTS.items()
     },
-    "_blstm_fcn_tiny": functools.partial(
+    "_blstm_fcn_tiny": tiny(
         blstm_fcn.AttentionBLSTMFCN,
         **blstm_fcn.VARIANTS["attention_blstm_fcn"],
-        lstm_features=8,
         conv_features=(4,),  # One FCN block: conv compiles dominate on CPU.
-        attention_features=8,
-        head_features=8,
     ),
     # Card C2 (seed 001): ResNet-18; config.model.attention picks none | se |
     # spatial | se_spatial | component, config.model.resnet the rest.
     "resnet18": resnet.ResNet,
-    "_resnet18_tiny": functools.partial(
-        resnet.ResNet, resnet_stage_features=(4, 8, 8, 16), resnet_se_reduction=2
-    ),
+    "_resnet18_tiny": tiny(resnet.ResNet),
     # Card C4 (seed 003): MOMA; config.model.moma holds the attention sizes,
     # the mixture and the number of blocks.
     "moma": moma.MOMA,
-    "_moma_tiny": functools.partial(
-        moma.MOMA,
-        lstm_features=8,
-        blstm_layers=1,
-        moma_attention_features=8,
-        moma_projection_features=8,
-    ),
+    "_moma_tiny": tiny(moma.MOMA, blstm_layers=1),
     # Card C5 (seed 004): CNN-BiLSTM; model.attention = temporal (Model 1) |
     # local_self (Model 2); model.use_gender adds the gender embedding.
     "cnn_bilstm": cnn_bilstm.CNNBiLSTM,
-    "_cnn_bilstm_tiny": functools.partial(
-        cnn_bilstm.CNNBiLSTM,
-        conv_features=(4, 8),
-        frame_features=16,
-        lstm_features=8,
-        attention_features=8,
-        local_attention_features=8,
-        gender_embedding=6,
-        gender_features=4,
-        head_features=8,
-    ),
+    "_cnn_bilstm_tiny": tiny(cnn_bilstm.CNNBiLSTM),
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

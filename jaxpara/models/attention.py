@@ -2,7 +2,8 @@
 
 `sequence_mask` and `masked_softmax` are the one place where padding is turned
 into attention weights; C1 (ACRNN), C3 (Attention-BLSTM/FCN), C4 (MOMA) and C5
-(CNN-BiLSTM) all pool through them, so a padded frame gets exactly zero weight
+(CNN-BiLSTM) all pool through them (`attention_pool` for the softmax poolings,
+`masked_mean` for plain averages), so a padded frame gets exactly zero weight
 everywhere.
 """
 
@@ -30,18 +31,23 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
 
 
-def frames_mask(frames: jax.Array | None, batch: int, time: int) -> jax.Array:
-    """[batch, time] bool mask of the model call contract (`jaxpara.models`):
-    `frames` [batch] real frames per segment; None = all `time` frames real."""
-    if frames is None:
-        return jnp.ones((batch, time), bool)
-    return sequence_mask(frames, time)
-
-
 def zero_padding(x: jax.Array, mask: jax.Array) -> jax.Array:
     """Zeroes [batch, time, ...] features where mask [batch, time] is False."""
     mask = mask.reshape(mask.shape + (1,) * (x.ndim - 2))
     return jnp.where(mask, x, jnp.zeros((), x.dtype))
+
+
+def masked_mean(x: jax.Array, mask: jax.Array, keepdims: bool = False) -> jax.Array:
+    """Mean of [batch, time, dim] over the real frames of mask [batch, time].
+
+    Computed in float32; a row without real frames gives 0.
+
+    Returns:
+        [batch, dim] float32 ([batch, 1, dim] with `keepdims`).
+    """
+    valid = mask[..., None].astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(valid, axis=1, keepdims=keepdims), 1.0)
+    return jnp.sum(x.astype(jnp.float32) * valid, axis=1, keepdims=keepdims) / count
 
 
 def masked_softmax(
@@ -71,6 +77,58 @@ def masked_softmax(
     exp = jnp.where(mask, jnp.exp(filled - shift), 0.0)
     total = jnp.sum(exp, axis=axis, keepdims=True)
     return exp / jnp.where(total > 0.0, total, 1.0)
+
+
+def attention_pool(
+    inputs: jax.Array, scores: jax.Array, mask: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Softmax weights over the cells of a sequence or map and their weighted sum.
+
+    alpha = masked softmax(scores) over all cells of each example; output =
+    sum_i alpha_i inputs_i.
+
+    Args:
+        inputs: [batch, *grid, dim] vectors, e.g. frames [batch, time, dim] or
+            cells [batch, time, freq, channels].
+        scores: [batch, *grid] unnormalised scores (any float dtype).
+        mask: optional bool array broadcastable to [batch, *grid], True on
+            real cells; None = all real.
+
+    Returns:
+        (pooled [batch, dim] in the inputs' dtype, alpha [batch, *grid]
+        float32 weights summing to 1 over the real cells, exactly 0 on masked
+        ones).
+    """
+    batch, dim, grid = inputs.shape[0], inputs.shape[-1], inputs.shape[1:-1]
+    flat_mask = None
+    if mask is not None:
+        flat_mask = jnp.broadcast_to(mask, scores.shape).reshape(batch, -1)
+    alpha = masked_softmax(scores.reshape(batch, -1), flat_mask)
+    cells = inputs.reshape(batch, -1, dim).astype(jnp.float32)
+    pooled = jnp.einsum("bl,bld->bd", alpha, cells)
+    return pooled.astype(inputs.dtype), alpha.reshape(batch, *grid)
+
+
+def additive_scores(
+    inputs: jax.Array, features: int, *, use_bias: bool = True, dtype: Dtype
+) -> jax.Array:
+    """Additive (tanh-MLP) attention scores v^T tanh(W x + b), no bias on v.
+
+    Builds the Dense layers 'proj' (W, b) and 'score' (v) inside the calling
+    module's compact scope.
+
+    Args:
+        inputs: [..., dim] vectors x.
+        features: width of the tanh layer (rows of W).
+        use_bias: whether the tanh layer has the bias b.
+        dtype: compute dtype of the projections (weights are float32).
+
+    Returns:
+        [...] scores in `dtype`.
+    """
+    hidden = nn.Dense(features, use_bias=use_bias, dtype=dtype, name="proj")(inputs)
+    scores = nn.Dense(1, use_bias=False, dtype=dtype, name="score")(jnp.tanh(hidden))
+    return scores[..., 0]
 
 
 class TemporalAttention(nn.Module):
@@ -104,15 +162,10 @@ class TemporalAttention(nn.Module):
             (pooled [batch, dim] in the inputs' dtype, alpha [batch, time]
             float32 weights, exactly 0 on masked frames).
         """
-        hidden = nn.Dense(
-            self.features, use_bias=self.use_bias, dtype=self.dtype, name="proj"
-        )(inputs)
-        scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(
-            jnp.tanh(hidden)
-        )[..., 0]
-        alpha = masked_softmax(scores, mask, axis=-1)
-        pooled = jnp.einsum("bt,btd->bd", alpha, inputs.astype(jnp.float32))
-        return pooled.astype(inputs.dtype), alpha
+        scores = additive_scores(
+            inputs, self.features, use_bias=self.use_bias, dtype=self.dtype
+        )
+        return attention_pool(inputs, scores, mask)
 
 
 class LinearTemporalAttention(nn.Module):
@@ -143,9 +196,7 @@ class LinearTemporalAttention(nn.Module):
             float32 weights, exactly 0 on masked frames).
         """
         scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(inputs)
-        alpha = masked_softmax(scores[..., 0], mask, axis=-1)
-        pooled = jnp.einsum("bt,btd->bd", alpha, inputs.astype(jnp.float32))
-        return pooled.astype(inputs.dtype), alpha
+        return attention_pool(inputs, scores[..., 0], mask)
 
 
 class ScaledAttentionPooling(nn.Module):
@@ -191,20 +242,8 @@ class ScaledAttentionPooling(nn.Module):
             raise ValueError(
                 f"ScaledAttentionPooling: scale must be >= 0, got {self.scale}"
             )
-        batch, dim, grid = inputs.shape[0], inputs.shape[-1], inputs.shape[1:-1]
-        hidden = nn.Dense(self.features, dtype=self.dtype, name="proj")(inputs)
-        scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(
-            jnp.tanh(hidden)
-        )[..., 0]
-        flat_mask = None
-        if mask is not None:
-            flat_mask = jnp.broadcast_to(mask, scores.shape).reshape(batch, -1)
-        alpha = masked_softmax(
-            self.scale * scores.reshape(batch, -1).astype(jnp.float32), flat_mask
-        )
-        cells = inputs.reshape(batch, -1, dim).astype(jnp.float32)
-        pooled = jnp.einsum("bl,bld->bd", alpha, cells)
-        return pooled.astype(inputs.dtype), alpha.reshape(batch, *grid)
+        scores = additive_scores(inputs, self.features, dtype=self.dtype)
+        return attention_pool(inputs, self.scale * scores.astype(jnp.float32), mask)
 
 
 class MeanContextAttention(nn.Module):
@@ -239,12 +278,9 @@ class MeanContextAttention(nn.Module):
             [batch, time] float32 weights: each row sums to 1 over its real
             frames and is exactly 0 on masked ones (all 0 for an empty row).
         """
-        x = inputs.astype(jnp.float32)
         if mask is None:
-            mask = jnp.ones(x.shape[:2], bool)
-        valid = mask[..., None].astype(jnp.float32)
-        count = jnp.maximum(jnp.sum(valid, axis=1, keepdims=True), 1.0)
-        context = jnp.sum(x * valid, axis=1, keepdims=True) / count  # [B, 1, D]
+            mask = jnp.ones(inputs.shape[:2], bool)
+        context = masked_mean(inputs, mask, keepdims=True)  # [B, 1, D]
         hidden = jnp.tanh(
             nn.Dense(self.features, dtype=self.dtype, name="hidden")(inputs)
         )

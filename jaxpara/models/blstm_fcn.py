@@ -49,25 +49,14 @@ from jaxpara.models.attention import (
     sequence_mask,
     zero_padding,
 )
+from jaxpara.models.base import Classifier
+from jaxpara.models.layers import classifier_head, masked_conv_bn, masked_max_pool
 from jaxpara.models.recurrent import StackedLSTM
 
 Dtype = Any
 
 # `branches` values: both branches fused, or one of them alone (Table 5).
 BRANCHES = ("blstm_fcn", "blstm", "fcn")
-
-
-def _pooled_mask(mask: jax.Array, pool: int) -> jax.Array:
-    """Valid frames after a SAME time pool of `pool`: ceil(length / pool)."""
-    return (
-        nn.max_pool(
-            mask[:, :, None].astype(jnp.float32),
-            (pool,),
-            strides=(pool,),
-            padding="SAME",
-        )[:, :, 0]
-        > 0.0
-    )
 
 
 class AttentionBLSTM(nn.Module):
@@ -153,25 +142,10 @@ class AttentionFCN(nn.Module):
         """
         mask = sequence_mask(lengths, inputs.shape[1])
         x = inputs.astype(self.dtype)
-        pool = tuple(self.pool)
         for i, width in enumerate(self.conv_features):
             x = zero_padding(x, mask)
-            x = nn.Conv(
-                width,
-                tuple(self.kernel_size),
-                use_bias=False,
-                dtype=self.dtype,
-                name=f"conv{i}",
-            )(x)
-            x = nn.BatchNorm(
-                use_running_average=not train,
-                momentum=0.9,
-                dtype=self.dtype,
-                name=f"bn{i}",
-            )(x, mask=mask[:, :, None, None])
-            x = zero_padding(nn.relu(x), mask)
-            x = nn.max_pool(x, pool, strides=pool, padding="SAME")
-            mask = _pooled_mask(mask, pool[0])
+            x = masked_conv_bn(self, x, mask, width, index=i, train=train)
+            x, mask = masked_max_pool(x, mask, self.pool)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         if self.attention:
             return ScaledAttentionPooling(
@@ -186,13 +160,14 @@ class AttentionFCN(nn.Module):
         return (total / jnp.maximum(cells, 1)[:, None]).astype(x.dtype), None
 
 
-class AttentionBLSTMFCN(nn.Module):
+class AttentionBLSTMFCN(Classifier):
     """Attention-BLSTM and Attention-FCN in parallel, fused by a DNN (card C3).
 
-    Parameters: 'blstm' (`AttentionBLSTM`), 'fcn' (`AttentionFCN`), 'head_<i>',
-    'logits'. Intermediates: 'deep_spectrum' [batch, D] (the fused vector, D =
-    2 * lstm_features + conv_features[-1] for the fusion), 'blstm_attention'
-    [batch, time], 'fcn_attention' [batch, time', freq'].
+    Called as `Classifier` (`gender` is ignored; `frames` clipped to [1,
+    time]). Parameters: 'blstm' (`AttentionBLSTM`), 'fcn' (`AttentionFCN`),
+    'head_<i>', 'logits'. Intermediates: 'deep_spectrum' [batch, D] (the
+    fused vector, D = 2 * lstm_features + conv_features[-1] for the fusion),
+    'blstm_attention' [batch, time], 'fcn_attention' [batch, time', freq'].
 
     Attributes:
         num_classes: number of logits K.
@@ -240,32 +215,9 @@ class AttentionBLSTMFCN(nn.Module):
             )
         super().__post_init__()
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of utterance spectrograms.
-
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames; None = all.
-            gender: optional [batch] int; accepted and ignored.
-            train: BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         del gender  # Card C3 does not condition on speaker gender.
-        batch, time = inputs.shape[:2]
-        if frames is None:
-            frames = jnp.full((batch,), time, jnp.int32)
-        lengths = jnp.clip(jnp.asarray(frames, jnp.int32), 1, time)
+        lengths = jnp.clip(lengths, 1, inputs.shape[1])
         vectors = []
         if self.branches in ("blstm_fcn", "blstm"):
             vector, alpha = AttentionBLSTM(
@@ -292,12 +244,8 @@ class AttentionBLSTMFCN(nn.Module):
             vectors.append(vector)
         x = jnp.concatenate([v.astype(jnp.float32) for v in vectors], axis=-1)
         self.sow("intermediates", "deep_spectrum", x)
-        x = x.astype(self.dtype)
-        for i in range(self.head_layers):
-            x = nn.Dense(self.head_features, dtype=self.dtype, name=f"head_{i}")(x)
-            x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
-        return logits.astype(jnp.float32)
+        hidden = {f"head_{i}": self.head_features for i in range(self.head_layers)}
+        return classifier_head(self, x, hidden, train=train)
 
 
 # Seed 002 Table 5: registry name -> the fields that define the variant

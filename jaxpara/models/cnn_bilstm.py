@@ -32,7 +32,6 @@ padded frames exactly 0 weight, so logits do not depend on the padded tail.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +42,12 @@ import jax.numpy as jnp
 from jaxpara.models.attention import (
     LocalSelfAttention,
     TemporalAttention,
-    frames_mask,
+    masked_mean,
+    sequence_mask,
     zero_padding,
 )
+from jaxpara.models.base import Classifier
+from jaxpara.models.layers import classifier_head, masked_conv_bn, masked_max_pool
 from jaxpara.models.recurrent import BiLSTM
 
 Dtype = Any
@@ -82,34 +84,11 @@ class ConvStack(nn.Module):
             (features [batch, ceil(time / p_t), ceil(freq / p_f), features[-1]],
             zero on padded frames; mask [batch, ceil(time / p_t)]).
         """
-        conv = functools.partial(
-            nn.Conv,
-            kernel_size=tuple(self.kernel_size),
-            use_bias=False,
-            dtype=self.dtype,
-        )
-        norm = functools.partial(
-            nn.BatchNorm, use_running_average=not train, momentum=0.9, dtype=self.dtype
-        )
         x = zero_padding(inputs.astype(self.dtype), mask)
-        pool = tuple(self.pool)
         for layer, width in enumerate(self.features):
-            x = conv(width, name=f"conv{layer}")(x)
-            x = norm(name=f"bn{layer}")(x, mask=mask[:, :, None, None])
-            x = zero_padding(nn.relu(x), mask)
+            x = masked_conv_bn(self, x, mask, width, index=layer, train=train)
             if layer == 0:
-                # Post-ReLU inputs are >= 0, so a window straddling the end of
-                # the real frames returns its real maximum.
-                x = nn.max_pool(x, pool, strides=pool, padding="SAME")
-                mask = (
-                    nn.max_pool(
-                        mask[:, :, None].astype(jnp.float32),
-                        pool[:1],
-                        strides=pool[:1],
-                        padding="SAME",
-                    )[:, :, 0]
-                    > 0.0
-                )
+                x, mask = masked_max_pool(x, mask, self.pool)
         return x, mask
 
 
@@ -149,8 +128,13 @@ class GenderEmbedding(nn.Module):
         return out.astype(jnp.float32)
 
 
-class CNNBiLSTM(nn.Module):
+class CNNBiLSTM(Classifier):
     """CNN -> Dense(768) -> BiLSTM -> attention pooling (+ gender) -> classifier.
+
+    Called as `Classifier`: `gender` [batch] (1 = male, 0 = female, -1 =
+    unknown; None = unknown for every example) is read only with
+    `use_gender`. The call raises ValueError when `attention` is not
+    'temporal' or 'local_self'.
 
     Attributes:
         num_classes: number of logits K.
@@ -190,31 +174,14 @@ class CNNBiLSTM(nn.Module):
     dropout: float = 0.2
     dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of segments (call contract: `jaxpara.models`).
-
-        `gender` [batch] (1 = male, 0 = female, -1 = unknown; None = unknown
-        for every example) is used only with `use_gender`; `train` switches
-        BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Raises:
-            ValueError: `attention` is not 'temporal' or 'local_self'.
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         if self.attention not in ATTENTIONS:
             raise ValueError(
                 f"model.attention={self.attention!r} for CNNBiLSTM; expected one "
                 f"of {ATTENTIONS} (Model 1, Model 2)"
             )
-        batch, time = inputs.shape[:2]
-        mask = frames_mask(frames, batch, time)
+        batch = inputs.shape[0]
+        mask = sequence_mask(lengths, inputs.shape[1])
         x, mask = ConvStack(
             tuple(self.conv_features),
             tuple(self.conv_kernel),
@@ -241,9 +208,7 @@ class CNNBiLSTM(nn.Module):
                 name="attention",
             )(x, mask)
             self.sow("intermediates", "local_attention", weights)
-            valid = mask[..., None].astype(jnp.float32)
-            count = jnp.maximum(jnp.sum(valid, axis=1), 1.0)
-            pooled = jnp.sum(attended.astype(jnp.float32) * valid, axis=1) / count
+            pooled = masked_mean(attended, mask)
         pooled = pooled.astype(jnp.float32)
 
         if self.use_gender:
@@ -257,9 +222,4 @@ class CNNBiLSTM(nn.Module):
             )(gender)
             pooled = jnp.concatenate([pooled, vector], axis=-1)
 
-        h = nn.Dense(self.head_features, dtype=self.dtype, name="head")(
-            pooled.astype(self.dtype)
-        )
-        h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(h)
-        return logits.astype(jnp.float32)
+        return classifier_head(self, pooled, {"head": self.head_features}, train=train)

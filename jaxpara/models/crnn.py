@@ -13,7 +13,6 @@ train mode.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +20,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpara.models.attention import (
-    TemporalAttention,
-    frames_mask,
-    sequence_mask,
-    zero_padding,
-)
+from jaxpara.models.attention import TemporalAttention, sequence_mask, zero_padding
+from jaxpara.models.base import Classifier
+from jaxpara.models.layers import classifier_head, masked_conv_bn, masked_max_pool
 from jaxpara.models.recurrent import LSTM, BiLSTM
 
 Dtype = Any
@@ -61,19 +57,10 @@ class ResidualBlock(nn.Module):
         Returns:
             [batch, time, freq, features], zero on padded frames.
         """
-        bn_mask = mask[:, :, None, None]
-        conv = functools.partial(
-            nn.Conv, self.features, self.kernel_size, use_bias=False, dtype=self.dtype
+        skip = masked_conv_bn(self, inputs, mask, self.features, index=0, train=train)
+        x = masked_conv_bn(
+            self, skip, mask, self.features, index=1, train=train, relu=False
         )
-        norm = functools.partial(
-            nn.BatchNorm,
-            use_running_average=not train,
-            momentum=0.9,
-            dtype=self.dtype,
-        )
-        skip = nn.relu(norm(name="bn0")(conv(name="conv0")(inputs), mask=bn_mask))
-        skip = zero_padding(skip, mask)
-        x = norm(name="bn1")(conv(name="conv1")(skip), mask=bn_mask)
         return zero_padding(nn.relu(x + skip), mask)
 
 
@@ -124,18 +111,7 @@ class ConvFrontEnd(nn.Module):
             x = ResidualBlock(
                 width, self.kernel_size, dtype=self.dtype, name=f"block{block}"
             )(x, mask, train=train)
-            pool = tuple(pool)
-            x = nn.max_pool(x, pool, strides=pool, padding="SAME")
-            # A pooled frame is real if any frame in its window is: ceil(len / p).
-            mask = (
-                nn.max_pool(
-                    mask[:, :, None].astype(jnp.float32),
-                    pool[:1],
-                    strides=pool[:1],
-                    padding="SAME",
-                )[:, :, 0]
-                > 0.0
-            )
+            x, mask = masked_max_pool(x, mask, pool)
         return x, mask
 
 
@@ -144,16 +120,56 @@ def front_end_pools(num_blocks: int) -> tuple[tuple[int, int], ...]:
     return ((2, 2),) + ((1, 2),) * (num_blocks - 1)
 
 
+def c1_front_end(
+    module: nn.Module, inputs: jax.Array, lengths: jax.Array, *, train: bool
+) -> tuple[jax.Array, jax.Array]:
+    """Card C1's shared CNN, built as 'cnn' inside `module`'s compact scope.
+
+    Reads `module.conv_features` (block widths: the first block pools 2x2, the
+    others 1x2) and `module.dtype`.
+
+    Args:
+        module: the calling module; must be inside its `nn.compact` method.
+        inputs: [batch, time, freq, channels], zero-padded at the end.
+        lengths: [batch] int real frames per segment.
+        train: BatchNorm batch statistics.
+
+    Returns:
+        (features [batch, time', freq', conv_features[-1]], zero on padded
+        frames; mask [batch, time'] bool of the pooled real frames).
+    """
+    return ConvFrontEnd(
+        tuple(module.conv_features),
+        front_end_pools(len(module.conv_features)),
+        dtype=module.dtype,
+        name="cnn",
+    )(inputs, sequence_mask(lengths, inputs.shape[1]), train=train)
+
+
+def front_end_lengths(mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Valid lengths of a front-end mask [batch, time'], clipped to >= 1 (an
+    empty segment reads as one all-zero frame): ([batch] int32, the mask of
+    those lengths [batch, time'])."""
+    lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
+    return lengths, sequence_mask(lengths, mask.shape[1])
+
+
 def acrnn_classifier(
-    module: nn.Module, features: jax.Array, mask: jax.Array, *, train: bool
+    module: nn.Module,
+    features: jax.Array,
+    mask: jax.Array,
+    *,
+    train: bool,
+    sizes: nn.Module | None = None,
 ) -> jax.Array:
     """The ACRNN after the front-end, built inside `module`'s compact scope.
 
     Shared by `ACRNN` (whose parameter tree it keeps flat: frame, lstm,
-    attention, head, logits next to cnn) and `ACRNNHead` (the fusion branch).
-    Reads the sizes from `module`'s fields (frame_features, lstm_features,
-    bidirectional, attention_features, head_features, dropout, num_classes,
-    dtype) and sows intermediates['temporal_attention'] into it.
+    attention, head, logits next to cnn) and the fusion model's 'acrnn'
+    branch (`sacrnn.FusionBranch`). Reads the sizes from the fields of
+    `sizes` (frame_features, lstm_features, bidirectional, attention_features,
+    head_features, dropout, num_classes, dtype) and sows
+    intermediates['temporal_attention'] into `module`.
 
     Args:
         module: the calling module; must be inside its `nn.compact` method.
@@ -161,37 +177,34 @@ def acrnn_classifier(
             padded frames.
         mask: [batch, time'] bool, True on real frames (a prefix).
         train: dropout on (rng 'dropout').
+        sizes: the module whose fields size the layers; None = `module`.
 
     Returns:
         [batch, num_classes] float32 logits.
     """
-    lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
-    mask = sequence_mask(lengths, features.shape[1])
-
+    sizes = module if sizes is None else sizes
+    lengths, mask = front_end_lengths(mask)
     x = features.reshape(features.shape[0], features.shape[1], -1)
-    x = nn.Dense(module.frame_features, dtype=module.dtype, name="frame")(x)
+    x = nn.Dense(sizes.frame_features, dtype=sizes.dtype, name="frame")(x)
     x = nn.relu(x)
-    rnn_cls = BiLSTM if module.bidirectional else LSTM
-    x, _ = rnn_cls(module.lstm_features, dtype=module.dtype, name="lstm")(x, lengths)
+    rnn_cls = BiLSTM if sizes.bidirectional else LSTM
+    x, _ = rnn_cls(sizes.lstm_features, dtype=sizes.dtype, name="lstm")(x, lengths)
     pooled, alpha = TemporalAttention(
-        module.attention_features, dtype=module.dtype, name="attention"
+        sizes.attention_features, dtype=sizes.dtype, name="attention"
     )(x, mask)
     module.sow("intermediates", "temporal_attention", alpha)
-
-    x = nn.Dense(module.head_features, dtype=module.dtype, name="head")(pooled)
-    x = nn.Dropout(module.dropout, deterministic=not train)(nn.relu(x))
-    logits = nn.Dense(module.num_classes, dtype=module.dtype, name="logits")(x)
-    return logits.astype(jnp.float32)
+    return classifier_head(sizes, pooled, {"head": sizes.head_features}, train=train)
 
 
-class ACRNN(nn.Module):
+class ACRNN(Classifier):
     """Attention CRNN: CNN -> per-frame dense -> (Bi)LSTM -> temporal attention.
 
     inputs [B, T, F, C] -> ConvFrontEnd [B, T', F', C'] -> reshape
     [B, T', F'*C'] -> Dense(frame_features) + ReLU -> (Bi)LSTM(lstm_features)
     over the valid length ceil(frames / 2) (clipped to >= 1) -> TemporalAttention
     (sown as intermediates['temporal_attention']) -> Dense(head_features) + ReLU
-    + Dropout -> Dense(num_classes).
+    + Dropout -> Dense(num_classes). Called as `Classifier`; `gender` is
+    ignored.
 
     Attributes:
         num_classes: number of logits K.
@@ -217,65 +230,7 @@ class ACRNN(nn.Module):
     dropout: float = 0.2
     dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of segments (call contract: `jaxpara.models`).
-
-        `gender` is accepted and ignored; `train` switches BatchNorm batch
-        statistics and dropout (rng 'dropout').
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         del gender  # ACRNN does not condition on speaker gender.
-        batch, time = inputs.shape[:2]
-        mask = frames_mask(frames, batch, time)
-        x, mask = ConvFrontEnd(
-            tuple(self.conv_features),
-            front_end_pools(len(self.conv_features)),
-            dtype=self.dtype,
-            name="cnn",
-        )(inputs, mask, train=train)
+        x, mask = c1_front_end(self, inputs, lengths, train=train)
         return acrnn_classifier(self, x, mask, train=train)
-
-
-class ACRNNHead(nn.Module):
-    """ACRNN minus its front-end: the ACRNN branch of a fusion model (card C1).
-
-    features [B, T', F', C'] + mask [B, T'] -> the layers of `ACRNN` after its
-    `cnn` (same names, same sizes, same sown `temporal_attention`).
-
-    Attributes:
-        num_classes, frame_features, lstm_features, bidirectional,
-        attention_features, head_features, dropout, dtype: as in `ACRNN`.
-    """
-
-    num_classes: int
-    frame_features: int = 256
-    lstm_features: int = 128
-    bidirectional: bool = False
-    attention_features: int = 64
-    head_features: int = 64
-    dropout: float = 0.2
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(
-        self, features: jax.Array, mask: jax.Array, *, train: bool
-    ) -> jax.Array:
-        """Classifies front-end features.
-
-        Args:
-            features: [batch, time', freq', channels] front-end output, zero
-                on padded frames.
-            mask: [batch, time'] bool, True on real frames (a prefix).
-            train: dropout on (rng 'dropout').
-
-        Returns:
-            [batch, num_classes] float32 logits.
-        """
-        return acrnn_classifier(self, features, mask, train=train)

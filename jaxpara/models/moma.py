@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from jaxpara.models.attention import (
@@ -38,13 +36,17 @@ from jaxpara.models.attention import (
     MeanContextAttention,
     sequence_mask,
 )
+from jaxpara.models.base import Classifier
+from jaxpara.models.layers import classifier_head
 from jaxpara.models.recurrent import StackedLSTM
 
 Dtype = Any
 
 
-class MOMA(nn.Module):
+class MOMA(Classifier):
     """BLSTM encoder -> attention layer 1 (residual) -> MOMA layer -> classifier.
+
+    Called as `Classifier`; `gender` is ignored.
 
     Attributes:
         num_classes: number of logits K.
@@ -70,25 +72,9 @@ class MOMA(nn.Module):
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of segments (call contract: `jaxpara.models`).
-
-        `gender` is accepted and ignored; `train` switches dropout (rng
-        'dropout').
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         del gender  # MOMA does not condition on speaker gender.
         batch, time = inputs.shape[:2]
-        if frames is None:
-            frames = jnp.full((batch,), time, jnp.int32)
-        lengths = jnp.asarray(frames, jnp.int32)
         mask = sequence_mask(lengths, time)
         x = inputs.reshape(batch, time, -1).astype(self.dtype)
         y, _ = StackedLSTM(
@@ -119,9 +105,6 @@ class MOMA(nn.Module):
         self.sow("intermediates", "attention_blocks", blocks)
         pooled = jnp.einsum("bt,btd->bd", a_mix, y)
 
-        h = nn.Dense(
-            self.moma_projection_features, dtype=self.dtype, name="projection"
-        )(pooled.astype(self.dtype))
-        h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(h)
-        return logits.astype(jnp.float32)
+        return classifier_head(
+            self, pooled, {"projection": self.moma_projection_features}, train=train
+        )

@@ -23,6 +23,7 @@ the padded end.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -34,6 +35,27 @@ from jaxpara.models.attention import sequence_mask
 
 Dtype = Any
 State = tuple[jax.Array, jax.Array]
+
+
+# Fields of every linen Module, never forwarded.
+_MODULE_FIELDS = frozenset({"parent", "name"})
+
+
+def shared_fields(module: nn.Module, target: type[nn.Module]) -> dict[str, Any]:
+    """{field: value} of `module` for every field `target` has too.
+
+    Args:
+        module: a module instance (e.g. a `BiLSTM`).
+        target: a module class (e.g. `LSTM`, built by it).
+
+    Returns:
+        Keyword arguments for `target`, without flax's `parent` and `name`.
+    """
+    return {
+        field.name: getattr(module, field.name)
+        for field in dataclasses.fields(target)
+        if field.name not in _MODULE_FIELDS and hasattr(module, field.name)
+    }
 
 
 def reverse_within_length(inputs: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -183,12 +205,7 @@ class BiLSTM(nn.Module):
             (outputs [batch, time, 2 * features] = [forward, backward], zero
             beyond each length; (forward final (c, h), backward final (c, h))).
         """
-        kwargs = dict(
-            features=self.features,
-            forget_bias=self.forget_bias,
-            unroll=self.unroll,
-            dtype=self.dtype,
-        )
+        kwargs = shared_fields(self, LSTM)
         fwd, fwd_state = LSTM(**kwargs, name="forward")(inputs, lengths)
         bwd, bwd_state = LSTM(**kwargs, reverse=True, name="backward")(inputs, lengths)
         return jnp.concatenate([fwd, bwd], axis=-1), (fwd_state, bwd_state)
@@ -242,11 +259,7 @@ class StackedLSTM(nn.Module):
             if layer > 0 and self.dropout > 0.0:
                 outputs = nn.Dropout(self.dropout, deterministic=not train)(outputs)
             outputs, state = layer_cls(
-                features=self.features,
-                forget_bias=self.forget_bias,
-                unroll=self.unroll,
-                dtype=self.dtype,
-                name=f"layer_{layer}",
+                **shared_fields(self, layer_cls), name=f"layer_{layer}"
             )(outputs, lengths)
             states.append(state)
         return outputs, tuple(states)

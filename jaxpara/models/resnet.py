@@ -36,11 +36,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxpara.models.base import Classifier
+from jaxpara.models.layers import classifier_head
 
 Dtype = Any
 
@@ -92,38 +95,37 @@ class SqueezeExcitation(nn.Module):
         return nn.sigmoid(excited.astype(jnp.float32))
 
 
-class SpatialAttention(nn.Module):
-    """Spatial attention A_SP = sigmoid(conv1x1(F) -> 1 channel) (eq. 4).
+class Conv1x1Gate(nn.Module):
+    """sigmoid(conv1x1(F)): the spatial and component gates (eq. 4, 7).
+
+    One gate per cell (`SpatialAttention`) or, with `per_channel`, one per
+    cell and channel (`ComponentAttention`).
 
     Attributes:
         dtype: compute dtype of the convolution.
     """
 
     dtype: Dtype = jnp.float32
+    per_channel: ClassVar[bool] = False
 
     @nn.compact
     def __call__(self, features: jax.Array) -> jax.Array:
-        """Args: features [batch, time, freq, C]. Returns: [batch, time, freq]."""
-        score = nn.Conv(1, (1, 1), dtype=self.dtype, name="conv")(features)
-        return nn.sigmoid(score[..., 0].astype(jnp.float32))
+        """Args: features [batch, time, freq, C]. Returns: float32 gates in (0,
+        1), [batch, time, freq] ([batch, time, freq, C] with `per_channel`)."""
+        channels = features.shape[-1] if self.per_channel else 1
+        score = nn.Conv(channels, (1, 1), dtype=self.dtype, name="conv")(features)
+        gate = nn.sigmoid(score.astype(jnp.float32))
+        return gate if self.per_channel else gate[..., 0]
 
 
-class ComponentAttention(nn.Module):
-    """Component attention A_CO = sigmoid(conv1x1(F) -> C channels) (eq. 7).
+class SpatialAttention(Conv1x1Gate):
+    """Spatial attention A_SP = sigmoid(conv1x1(F) -> 1 channel) (eq. 4)."""
 
-    Attributes:
-        dtype: compute dtype of the convolution.
-    """
 
-    dtype: Dtype = jnp.float32
+class ComponentAttention(Conv1x1Gate):
+    """Component attention A_CO = sigmoid(conv1x1(F) -> C channels) (eq. 7)."""
 
-    @nn.compact
-    def __call__(self, features: jax.Array) -> jax.Array:
-        """Args: features [batch, time, freq, C]. Returns: the same shape, f32."""
-        score = nn.Conv(features.shape[-1], (1, 1), dtype=self.dtype, name="conv")(
-            features
-        )
-        return nn.sigmoid(score.astype(jnp.float32))
+    per_channel = True
 
 
 class ResidualAttention(nn.Module):
@@ -211,8 +213,11 @@ class BasicBlock(nn.Module):
         return nn.relu(branch + shortcut)
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
     """ResNet with BasicBlocks; the defaults are ResNet-18 (card C2).
+
+    Called as `Classifier` on spectrogram crops (zero-padded cycles, card
+    C2); `frames` and `gender` are unused.
 
     Config keys (`jaxpara.models.create_model`): `model.attention`,
     `model.resnet.{stage_features, blocks_per_stage, stem, se_reduction,
@@ -267,28 +272,8 @@ class ResNet(nn.Module):
                 f"model.resnet.se_reduction={self.resnet_se_reduction}; need >= 1."
             )
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of spectrogram crops.
-
-        Args:
-            inputs: [batch, time, freq, channels] normalised features
-                (zero-padded cycles, card C2).
-            frames: [batch] real frames; unused (see the module docstring).
-            gender: unused.
-            train: BatchNorm uses batch statistics (updates 'batch_stats').
-
-        Returns:
-            [batch, num_classes] float32 logits.
-        """
-        del frames, gender
+    def classify(self, inputs, lengths, gender, *, train):
+        del lengths, gender  # Unused (see the module docstring).
         self._check()
         x = inputs.astype(self.dtype)
         stem_kernel = 7 if self.resnet_stem == "7x7" else 3
@@ -322,5 +307,4 @@ class ResNet(nn.Module):
                     name=f"stage{stage}_block{block}",
                 )(x, train=train)
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(pooled)
-        return logits.astype(jnp.float32)
+        return classifier_head(self, pooled, {}, train=train)

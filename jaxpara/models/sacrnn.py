@@ -5,10 +5,11 @@ SACRNN: ConvFrontEnd [B, T, F, C] -> [B, T', F', C'] -> AttentiveConvLSTM
 -> global average pool over the valid positions -> Dense(head_features) + ReLU
 + Dropout -> Dense(num_classes).
 
-SACRNNACRNNFusion: one shared ConvFrontEnd feeding a SACRNN branch
-(`SACRNNHead`, params under 'sacrnn') and an ACRNN branch (`crnn.ACRNNHead`,
-params under 'acrnn'); the fused posterior is the mean of the two branch
-softmaxes (seed 000: "fused additively").
+SACRNNACRNNFusion: one shared ConvFrontEnd feeding a SACRNN branch (the
+layers of `SACRNN` after its front-end, params under 'sacrnn') and an ACRNN
+branch (those of `crnn.ACRNN`, params under 'acrnn'), each a `FusionBranch`;
+the fused posterior is the mean of the two branch softmaxes (seed 000: "fused
+additively").
 
 Padding (as in crnn.py): `frames[b]` real frames lead each segment; the valid
 length after the front-end is ceil(frames / 2), clipped to >= 1 so an empty
@@ -20,16 +21,17 @@ logits do not depend on the padded tail.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpara.models.attention import frames_mask, sequence_mask
+from jaxpara.models.base import Classifier
 from jaxpara.models.convlstm import AttentiveConvLSTM
-from jaxpara.models.crnn import ACRNNHead, ConvFrontEnd, front_end_pools
+from jaxpara.models.crnn import acrnn_classifier, c1_front_end, front_end_lengths
+from jaxpara.models.layers import classifier_head
 
 Dtype = Any
 
@@ -47,66 +49,45 @@ def _check_attention(attention: str) -> None:
         )
 
 
-def _front_end(
-    module: nn.Module, inputs: jax.Array, frames: jax.Array | None, *, train: bool
-) -> tuple[jax.Array, jax.Array]:
-    """Card C1's shared CNN ('cnn' in `module`): features and pooled mask."""
-    batch, time = inputs.shape[:2]
-    mask = frames_mask(frames, batch, time)
-    return ConvFrontEnd(
-        tuple(module.conv_features),
-        front_end_pools(len(module.conv_features)),
-        dtype=module.dtype,
-        name="cnn",
-    )(inputs, mask, train=train)
-
-
 def sacrnn_classifier(
-    module: nn.Module, features: jax.Array, mask: jax.Array, *, train: bool
+    module: nn.Module,
+    features: jax.Array,
+    mask: jax.Array,
+    *,
+    train: bool,
+    sizes: nn.Module | None = None,
 ) -> jax.Array:
     """SACRNN after the front-end, built inside `module`'s compact scope.
 
-    Shared by `SACRNN` (flat tree: convlstm, head, logits next to cnn) and
-    `SACRNNHead` (the fusion branch). Reads convlstm_features,
+    Shared by `SACRNN` (flat tree: convlstm, head, logits next to cnn) and the
+    fusion model's 'sacrnn' branch. Reads convlstm_features,
     convlstm_iterations, convlstm_kernel_size, attention, head_features,
-    dropout, num_classes and dtype from `module`'s fields.
-
-    Args:
-        module: the calling module; must be inside its `nn.compact` method.
-        features: [batch, time', freq', channels] front-end output, zero on
-            padded frames.
-        mask: [batch, time'] bool, True on real frames (a prefix).
-        train: dropout on (rng 'dropout').
-
-    Returns:
-        [batch, num_classes] float32 logits.
+    dropout, num_classes and dtype from the fields of `sizes`. Arguments and
+    result as `crnn.acrnn_classifier`.
     """
-    _check_attention(module.attention)
-    time, freq = features.shape[1:3]
-    lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype=jnp.int32), 1)
-    mask = sequence_mask(lengths, time)
+    sizes = module if sizes is None else sizes
+    _check_attention(sizes.attention)
+    lengths, mask = front_end_lengths(mask)
+    freq = features.shape[2]
     hidden = AttentiveConvLSTM(
-        features=module.convlstm_features,
-        kernel_size=module.convlstm_kernel_size,
-        iterations=module.convlstm_iterations,
-        attention=module.attention == "spatial",
-        dtype=module.dtype,
+        features=sizes.convlstm_features,
+        kernel_size=sizes.convlstm_kernel_size,
+        iterations=sizes.convlstm_iterations,
+        attention=sizes.attention == "spatial",
+        dtype=sizes.dtype,
         name="convlstm",
     )(features, mask[:, :, None])
     # Global average over the valid time' x freq' positions (hidden is 0 elsewhere).
     pooled = jnp.sum(hidden.astype(jnp.float32), axis=(1, 2))
     pooled = pooled / (lengths * freq).astype(jnp.float32)[:, None]
-
-    x = nn.Dense(module.head_features, dtype=module.dtype, name="head")(pooled)
-    x = nn.Dropout(module.dropout, deterministic=not train)(nn.relu(x))
-    logits = nn.Dense(module.num_classes, dtype=module.dtype, name="logits")(x)
-    return logits.astype(jnp.float32)
+    return classifier_head(sizes, pooled, {"head": sizes.head_features}, train=train)
 
 
-class SACRNN(nn.Module):
+class SACRNN(Classifier):
     """Spatial attentive ConvLSTM RNN (card C1's SACRNN branch as a model).
 
-    Intermediates: convlstm/spatial_attention [batch, T_s, time', freq'].
+    Called as `Classifier` (`gender` is ignored). Intermediates:
+    convlstm/spatial_attention [batch, T_s, time', freq'].
 
     Attributes:
         num_classes: number of logits K.
@@ -135,59 +116,40 @@ class SACRNN(nn.Module):
         _check_attention(self.attention)
         super().__post_init__()
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array:
-        """Classifies a batch of segments (call contract: `jaxpara.models`).
-
-        `gender` is accepted and ignored; `train` switches BatchNorm batch
-        statistics and dropout (rng 'dropout').
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         del gender  # SACRNN does not condition on speaker gender.
-        x, mask = _front_end(self, inputs, frames, train=train)
+        x, mask = c1_front_end(self, inputs, lengths, train=train)
         return sacrnn_classifier(self, x, mask, train=train)
 
 
-class SACRNNHead(nn.Module):
-    """SACRNN minus its front-end: the SACRNN branch of the fusion model.
+class FusionBranch(nn.Module):
+    """A fusion model's branch in its own scope (params, intermediates: its name).
 
     Attributes:
-        num_classes, convlstm_features, convlstm_iterations,
-        convlstm_kernel_size, attention, head_features, dropout, dtype: as in
-        `SACRNN`.
+        layers: the branch's layers after the shared front-end, e.g.
+            `sacrnn_classifier` or `crnn.acrnn_classifier`, built here and
+            sized by the fusion model's fields.
     """
 
-    num_classes: int
-    convlstm_features: int = 128
-    convlstm_iterations: int = 4
-    convlstm_kernel_size: int = 3
-    attention: str = "spatial"
-    head_features: int = 64
-    dropout: float = 0.2
-    dtype: Dtype = jnp.float32
+    layers: Callable[..., jax.Array]
 
     @nn.compact
     def __call__(
-        self, features: jax.Array, mask: jax.Array, *, train: bool
+        self, features: jax.Array, mask: jax.Array, sizes: nn.Module, *, train: bool
     ) -> jax.Array:
         """Classifies front-end features.
 
         Args:
-            features: [batch, time', freq', channels] front-end output, zero
-                on padded frames.
+            features: [batch, time', freq', channels] shared front-end output,
+                zero on padded frames.
             mask: [batch, time'] bool, True on real frames (a prefix).
+            sizes: the fusion model, whose fields size the layers.
             train: dropout on (rng 'dropout').
 
         Returns:
             [batch, num_classes] float32 logits.
         """
-        return sacrnn_classifier(self, features, mask, train=train)
+        return self.layers(self, features, mask, train=train, sizes=sizes)
 
 
 def fuse_posteriors(*branch_logits: jax.Array) -> jax.Array:
@@ -205,12 +167,12 @@ def fuse_posteriors(*branch_logits: jax.Array) -> jax.Array:
     return jax.nn.logsumexp(log_posteriors, axis=0) - math.log(len(branch_logits))
 
 
-class SACRNNACRNNFusion(nn.Module):
+class SACRNNACRNNFusion(Classifier):
     """SACRNN + ACRNN on one shared front-end, posteriors averaged (card C1).
 
-    Parameters: 'cnn' (shared), 'sacrnn' (`SACRNNHead`: convlstm, head,
-    logits), 'acrnn' (`crnn.ACRNNHead`: frame, lstm, attention, head, logits),
-    i.e. exactly the trees of `SACRNN` and `ACRNN` with one 'cnn' between them.
+    Parameters: 'cnn' (shared), 'sacrnn' (convlstm, head, logits), 'acrnn'
+    (frame, lstm, attention, head, logits), i.e. exactly the trees of `SACRNN`
+    and `ACRNN` with one 'cnn' between them.
     Intermediates: sacrnn/convlstm/spatial_attention [batch, T_s, time', freq']
     and acrnn/temporal_attention [batch, time'].
 
@@ -254,54 +216,17 @@ class SACRNNACRNNFusion(nn.Module):
             )
         super().__post_init__()
 
-    @nn.compact
-    def __call__(
-        self,
-        inputs: jax.Array,
-        frames: jax.Array | None = None,
-        gender: jax.Array | None = None,
-        *,
-        train: bool,
-    ) -> jax.Array | dict[str, Any]:
-        """Classifies a batch of segments with both branches.
-
-        Args:
-            inputs: [batch, time, freq, channels] normalised features,
-                zero-padded at the end.
-            frames: optional [batch] int number of real frames per segment.
-            gender: optional [batch] int; accepted and ignored.
-            train: BatchNorm batch statistics and dropout (rng 'dropout').
-
-        Returns:
-            Fused [batch, num_classes] float32 logits = log of the mean branch
-            posterior ('fused'), or {"logits": those, "aux_logits":
-            (sacrnn [batch, K], acrnn [batch, K])} ('fused_and_branches').
-        """
+    def classify(self, inputs, lengths, gender, *, train):
         del gender  # Neither branch conditions on speaker gender.
-        x, mask = _front_end(self, inputs, frames, train=train)
-        sacrnn_logits = SACRNNHead(
-            self.num_classes,
-            convlstm_features=self.convlstm_features,
-            convlstm_iterations=self.convlstm_iterations,
-            convlstm_kernel_size=self.convlstm_kernel_size,
-            attention=self.attention,
-            head_features=self.head_features,
-            dropout=self.dropout,
-            dtype=self.dtype,
-            name="sacrnn",
-        )(x, mask, train=train)
-        acrnn_logits = ACRNNHead(
-            self.num_classes,
-            frame_features=self.frame_features,
-            lstm_features=self.lstm_features,
-            bidirectional=self.bidirectional,
-            attention_features=self.attention_features,
-            head_features=self.head_features,
-            dropout=self.dropout,
-            dtype=self.dtype,
-            name="acrnn",
-        )(x, mask, train=train)
-        logits = fuse_posteriors(sacrnn_logits, acrnn_logits)
+        x, mask = c1_front_end(self, inputs, lengths, train=train)
+        branch_logits = tuple(
+            FusionBranch(layers, name=name)(x, mask, self, train=train)
+            for layers, name in (
+                (sacrnn_classifier, "sacrnn"),
+                (acrnn_classifier, "acrnn"),
+            )
+        )
+        logits = fuse_posteriors(*branch_logits)
         if self.fusion_loss == "fused":
             return logits
-        return {"logits": logits, "aux_logits": (sacrnn_logits, acrnn_logits)}
+        return {"logits": logits, "aux_logits": branch_logits}

@@ -1,9 +1,15 @@
-"""masked_softmax and TemporalAttention against the NumPy formulas."""
+"""masked_softmax, the poolings and TemporalAttention against the NumPy formulas."""
 
 import jax
 import numpy as np
 
-from jaxpara.models.attention import TemporalAttention, masked_softmax, sequence_mask
+from jaxpara.models.attention import (
+    TemporalAttention,
+    attention_pool,
+    masked_mean,
+    masked_softmax,
+    sequence_mask,
+)
 
 LENGTHS = np.array([6, 3, 1], np.int32)
 # Jitted: one compile per shape instead of one per eager op.
@@ -75,3 +81,24 @@ def test_temporal_attention_matches_formula():
         np.testing.assert_array_equal(alpha[row, length:], 0.0)
         np.testing.assert_allclose(alpha[row].sum(), 1.0, rtol=1e-6)
         np.testing.assert_allclose(pooled[row], expected @ h, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_pool_over_grid_cells_and_masked_mean():
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(size=(2, 4, 3, 5)).astype(np.float32)  # [B, T, F, D]
+    scores = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    mask = np.asarray(sequence_mask(np.array([4, 2]), 4))
+    pooled, alpha = jax.jit(attention_pool)(inputs, scores, mask[:, :, None])
+    assert pooled.shape == (2, 5) and alpha.shape == (2, 4, 3)
+    for row, length in enumerate([4, 2]):
+        valid = scores[row, :length].astype(np.float64).ravel()
+        expected = np.exp(valid - valid.max()) / np.exp(valid - valid.max()).sum()
+        np.testing.assert_allclose(alpha[row, :length].ravel(), expected, rtol=1e-5)
+        np.testing.assert_array_equal(alpha[row, length:], 0.0)
+        cells = inputs[row, :length].reshape(-1, 5).astype(np.float64)
+        np.testing.assert_allclose(pooled[row], expected @ cells, rtol=1e-5, atol=1e-6)
+    frames = inputs[:, :, 0]  # [B, T, D]
+    mean = np.asarray(jax.jit(masked_mean)(frames, mask))
+    np.testing.assert_allclose(mean[1], frames[1, :2].mean(0), rtol=1e-6)
+    empty = np.asarray(jax.jit(masked_mean)(frames, np.zeros((2, 4), bool)))
+    np.testing.assert_array_equal(empty, 0.0)
