@@ -6,6 +6,6 @@ keys, each with its one-line comment, live in `jaxpara/config_schema.py`, inside
 the package, so that an installed wheel can rebuild a trained run's config.
 """
 
-from jaxpara.config_schema import get_config
+from jaxpara.config_schema import check_variant, get_config
 
-__all__ = ["get_config"]
+__all__ = ["check_variant", "get_config"]

@@ -32,35 +32,28 @@ Seed 002, Tables 5 and 7 (the paper's figures on the REAL FAU Aibo, UA %):
 
 from configs import iemocap_blstm_fcn
 
-_UAR = [{"header": "test UAR", "path": "splits.test.uar"}]
 # `python -m jaxpara.sweep --grid=paper` (Table 5) / `--grid=paper:table6`:
 # seed 002's UA on the real FAU Aibo (Mont).
 PAPER_SWEEPS = {
     "table5": {
-        "grid": [iemocap_blstm_fcn.PAPER_SWEEPS["table5"]["grid"][0]],
-        "columns": _UAR,
+        "grid": iemocap_blstm_fcn.PAPER_SWEEPS["table5"]["grid"],
+        "columns": "uar",
         "source": "seed 002 Table 5, the paper's figures on the real FAU Aibo",
-        "reference": {
-            "fcn": [42.1],
-            "attention_fcn": [42.9],
-            "attention_lstm": [42.6],
-            "attention_blstm": [43.5],
-            "blstm_fcn_1": [44.2],
-            "blstm_fcn_2": [45.4],
-            "blstm_fcn_3": [45.0],
-        },
+        "reference": """
+            fcn 42.1
+            attention_fcn 42.9
+            attention_lstm 42.6
+            attention_blstm 43.5
+            blstm_fcn_1 44.2
+            blstm_fcn_2 45.4
+            blstm_fcn_3 45.0
+        """,
     },
     "table6": {
         "grid": ["data.features.n_mels=30,40,60,80,100"],
-        "columns": _UAR,
+        "columns": "uar",
         "source": "seed 002 Table 6 (Attention-BLSTM-FCN), real FAU Aibo",
-        "reference": {
-            "30": [42.9],
-            "40": [45.4],
-            "60": [43.0],
-            "80": [42.7],
-            "100": [41.0],
-        },
+        "reference": "30 42.9\n40 45.4\n60 43.0\n80 42.7\n100 41.0",
     },
 }
 

@@ -43,31 +43,22 @@ VARIANTS = ("none", "se", "spatial", "se_spatial", "component")
 # `python -m jaxpara.sweep --grid=paper`: seed 001 Table 2 (real ICBHI 2017).
 PAPER_SWEEPS = {
     "table2": {
-        "grid": ["variant=none,se,spatial,se_spatial,component"],
-        "columns": [
-            {"header": "validation AS", "path": "splits.validation.icbhi_score"},
-            {"header": "test SE", "path": "splits.test.sensitivity"},
-            {"header": "test SP", "path": "splits.test.specificity"},
-            {"header": "test AS", "path": "splits.test.icbhi_score"},
-        ],
+        "grid": ["variant=" + ",".join(VARIANTS)],
+        "columns": "icbhi",  # validation AS, test SE, SP, AS.
         "source": "seed 001 Table 2, the paper's figures on the real ICBHI 2017",
-        "reference": {
-            "none": [51.19, 19.46, 77.96, 48.71],
-            "se": [53.28, 15.04, 78.85, 46.94],
-            "spatial": [54.99, 11.38, 82.23, 46.86],
-            "se_spatial": [54.14, 17.84, 81.25, 49.55],
-            "component": [54.24, 20.65, 77.83, 49.24],
-        },
+        "reference": """
+            none        51.19  19.46  77.96  48.71
+            se          53.28  15.04  78.85  46.94
+            spatial     54.99  11.38  82.23  46.86
+            se_spatial  54.14  17.84  81.25  49.55
+            component   54.24  20.65  77.83  49.24
+        """,
     }
 }
 
 
 def get_config(variant: str = "se_spatial"):
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"configs/icbhi_resnet18.py:{variant}: unknown variant; "
-            f"expected one of {list(VARIANTS)}"
-        )
+    default.check_variant("configs/icbhi_resnet18.py", variant, VARIANTS)
     c = default.get_config()
     c.data.corpus = "icbhi"
     c.data.sample_rate = 4000

@@ -50,53 +50,42 @@ VARIANTS = {
     "blstm_fcn_3": ("attention_blstm_fcn", 3),
 }
 
-_VARIANT_GRID = "variant=" + ",".join(VARIANTS)
 # `python -m jaxpara.sweep --grid=paper` (Table 5) / `--grid=paper:table6`:
 # seed 002's figures on the real IEMOCAP (its UA is the UAR here). The deep
 # spectrum + SVM row of Table 7 is `--mode=export_features`, not a sweep cell.
 PAPER_SWEEPS = {
     "table5": {
-        "grid": [_VARIANT_GRID],
-        "columns": [
-            {"header": "test WA", "path": "splits.test.wa"},
-            {"header": "test UAR", "path": "splits.test.uar"},
-        ],
+        "grid": ["variant=" + ",".join(VARIANTS)],
+        "columns": "wa_uar",
         "source": "seed 002 Table 5, the paper's figures on the real IEMOCAP",
-        "reference": {
-            "fcn": [64.5, 62.0],
-            "attention_fcn": [63.0, 64.1],
-            "attention_lstm": [62.8, 60.9],
-            "attention_blstm": [65.5, 64.8],
-            "blstm_fcn_1": [66.3, 65.8],
-            "blstm_fcn_2": [68.1, 67.0],
-            "blstm_fcn_3": [66.7, 66.2],
-        },
+        "reference": """
+            fcn              64.5  62.0
+            attention_fcn    63.0  64.1
+            attention_lstm   62.8  60.9
+            attention_blstm  65.5  64.8
+            blstm_fcn_1      66.3  65.8
+            blstm_fcn_2      68.1  67.0
+            blstm_fcn_3      66.7  66.2
+        """,
     },
     "table6": {
         "grid": ["data.features.n_mels=30,40,60,80,100"],
-        "columns": [
-            {"header": "test WA", "path": "splits.test.wa"},
-            {"header": "test UAR", "path": "splits.test.uar"},
-        ],
+        "columns": "wa_uar",
         "source": "seed 002 Table 6 (Attention-BLSTM-FCN), real IEMOCAP",
-        "reference": {
-            "30": [66.9, 66.2],
-            "40": [68.1, 67.0],
-            "60": [66.6, 66.3],
-            "80": [64.3, 66.5],
-            "100": [65.0, 63.4],
-        },
+        "reference": """
+            30 66.9 66.2
+            40 68.1 67.0
+            60 66.6 66.3
+            80 64.3 66.5
+            100 65.0 63.4
+        """,
     },
 }
 
 
 def common(variant: str, config_file: str):
     """Card C3's model, features and training on top of the defaults."""
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"{config_file}:{variant}: unknown variant; expected one of "
-            f"{sorted(VARIANTS)}"
-        )
+    default.check_variant(config_file, variant, VARIANTS)
     c = default.get_config()
     c.data.sample_rate = 16000
     c.data.features.kind = "log_mel"

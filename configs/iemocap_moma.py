@@ -58,22 +58,15 @@ VARIANTS = {"iem4": "none", "iem4_holdout": "train_subjects"}
 PAPER_SWEEPS = {
     "table1": {
         "grid": ["variant=iem4"],
-        "columns": [
-            {"header": "test WA", "path": "splits.test.wa"},
-            {"header": "test UAR", "path": "splits.test.uar"},
-        ],
+        "columns": "wa_uar",
         "source": "seed 003 Table 1 (MOMA), real IEMOCAP IEM4",
-        "reference": {"iem4": [80.5, 74.8]},
+        "reference": "iem4 80.5 74.8",
     }
 }
 
 
 def get_config(variant: str = "iem4"):
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"configs/iemocap_moma.py: unknown variant {variant!r}; "
-            f"expected one of {sorted(VARIANTS)}"
-        )
+    default.check_variant("configs/iemocap_moma.py", variant, VARIANTS)
     c = default.get_config()
     c.data.corpus = "iemocap"
     c.data.sample_rate = 16000

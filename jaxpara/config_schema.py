@@ -11,6 +11,19 @@ mistyped `--config.x.y=...` fails before anything is compiled, naming the key.
 import ml_collections
 
 
+def check_variant(config_file: str, variant: str, variants) -> None:
+    """A paper config's `get_config(variant)` argument check.
+
+    Raises:
+      ValueError: an unknown variant, naming the file and the known ones.
+    """
+    if variant not in variants:
+        raise ValueError(
+            f"{config_file}:{variant}: unknown variant {variant!r}; expected one "
+            f"of {sorted(variants)}"
+        )
+
+
 def get_config() -> ml_collections.ConfigDict:
     """The default config: every key, each with its one-line comment."""
     c = ml_collections.ConfigDict()

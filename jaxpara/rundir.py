@@ -258,38 +258,34 @@ def labels(workdir: str, program: Program, config) -> list[str]:
     return list(corpus.labels)
 
 
-def read_results(workdir: str) -> dict:
-    """results.json of a finished run.
+def finished_file(workdir: str, name: str) -> str:
+    """The path of a file a finished run writes (results.json,
+    predictions.csv).
 
     Raises:
-      WorkdirError: the run has not finished (no results.json).
+      WorkdirError: the run has not finished (the file is missing).
     """
-    path = os.path.join(workdir, RESULTS)
+    path = os.path.join(workdir, name)
     if not os.path.isfile(path):
         raise WorkdirError(
             f"{path} not found: train the workdir to the end first "
             "(python -m jaxpara.main resumes it)"
         )
-    with open(path) as f:
+    return path
+
+
+def read_results(workdir: str) -> dict:
+    """results.json of a finished run (`finished_file`)."""
+    with open(finished_file(workdir, RESULTS)) as f:
         return json.load(f)
 
 
 def read_predictions(workdir: str) -> list[dict]:
-    """predictions.csv of a finished run: one dict per (fold, seed, split,
-    utterance) with the columns as strings.
-
-    Raises:
-      WorkdirError: the run has not finished (no predictions.csv).
-    """
+    """predictions.csv of a finished run (`finished_file`): one dict per
+    (fold, seed, split, utterance) with the columns as strings."""
     import csv
 
-    path = os.path.join(workdir, PREDICTIONS)
-    if not os.path.isfile(path):
-        raise WorkdirError(
-            f"{path} not found: train the workdir to the end first "
-            "(python -m jaxpara.main resumes it)"
-        )
-    with open(path, newline="") as f:
+    with open(finished_file(workdir, PREDICTIONS), newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -10,7 +10,9 @@ is any config key (values parsed as that key's type) or `variant`, the
 argument of the config file's `get_config(variant)`. `--grid=paper` (or
 `paper:NAME`) takes the axes, table columns and the paper's reference figures
 of a sweep the config file names in its `PAPER_SWEEPS` (the first one for
-plain `paper`). `--config.x.y=...` overrides apply to every cell.
+plain `paper`): {"grid": [axes], "columns": a name in `COLUMN_SETS`,
+"source": where the figures come from, "reference": the figures as a text
+table, `reference_table`}. `--config.x.y=...` overrides apply to every cell.
 
 Every cell trains in its own workdir `DIR/cells/<cell>/` (`jaxpara.rundir`):
 a finished cell (results.json) is not retrained, an interrupted one resumes
@@ -52,16 +54,67 @@ flags.DEFINE_multi_string(
 )
 flags.DEFINE_bool("verbose", False, "Show tracebacks of input errors.")
 
-# Default table: test WA and UAR; protocol runs add the card C5 summary.
-DEFAULT_COLUMNS = (
-    {"header": "test WA", "path": "splits.test.wa"},
-    {"header": "test UAR", "path": "splits.test.uar"},
-)
-SUMMARY_COLUMN = {
-    "header": "test UAR mean +- std over folds",
-    "path": "summary.test.uar_mean",
-    "std": "summary.test.uar_std",
+# The columns a card's table reports (a paper sweep names one set): header,
+# path in results.json, and optionally the path of a +- std, or a `kind` for
+# an interval [lo, hi] (`ci`: shown as such; `width`: hi - lo).
+COLUMN_SETS = {
+    "wa_uar": (
+        {"header": "test WA", "path": "splits.test.wa"},
+        {"header": "test UAR", "path": "splits.test.uar"},
+    ),
+    "uar": ({"header": "test UAR", "path": "splits.test.uar"},),
+    "binary": (  # Card C1.
+        {"header": "test Acc", "path": "splits.test.wa"},
+        {"header": "test UAR", "path": "splits.test.uar"},
+        {"header": "test SE", "path": "splits.test.sensitivity"},
+        {"header": "test SP", "path": "splits.test.specificity"},
+        {"header": "test UAR 95% CI", "path": "splits.test.uar_ci95", "kind": "ci"},
+        {"header": "CI width", "path": "splits.test.uar_ci95", "kind": "width"},
+    ),
+    "icbhi": (  # Card C2.
+        {"header": "validation AS", "path": "splits.validation.icbhi_score"},
+        {"header": "test SE", "path": "splits.test.sensitivity"},
+        {"header": "test SP", "path": "splits.test.specificity"},
+        {"header": "test AS", "path": "splits.test.icbhi_score"},
+    ),
+    "folds": (  # Card C5: seeds averaged per fold, mean +- ddof-0 std.
+        {
+            "header": "test UAR over folds",
+            "path": "summary.test.uar_mean",
+            "std": "summary.test.uar_std",
+        },
+        {"header": "test WA over folds", "path": "summary.test.wa_mean"},
+    ),
 }
+
+
+def reference_table(text: str, num_columns: int) -> dict[str, list]:
+    """A paper's figures written as a text table, one row per line: the cell
+    label, then one value per column (`-`: not given; a number, or text such
+    as `59.43+-11.57`).
+
+    Raises:
+      ConfigError: a row with the wrong number of values.
+    """
+    from jaxpara.errors import ConfigError
+
+    rows = {}
+    for line in text.strip().splitlines():
+        label, *values = line.split()
+        if len(values) != num_columns:
+            raise ConfigError(
+                f"paper reference row {line.strip()!r}: {len(values)} values for "
+                f"{num_columns} columns"
+            )
+        rows[label] = [None if v == "-" else _number(v) for v in values]
+    return rows
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text.replace("+-", " +- ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +150,15 @@ def paper_sweep(module, name: str = "") -> dict:
     name = name or next(iter(sweeps))
     if name not in sweeps:
         raise ConfigError(f"--grid=paper:{name}: expected one of {sorted(sweeps)}")
-    return {"name": name, **sweeps[name]}
+    sweep = sweeps[name]
+    columns = COLUMN_SETS[sweep["columns"]]
+    return {
+        "name": name,
+        "grid": list(sweep["grid"]),
+        "columns": columns,
+        "source": sweep["source"],
+        "reference": reference_table(sweep["reference"], len(columns)),
+    }
 
 
 def parse_axes(grid: list[str]) -> list[tuple[str, list[str]]]:
@@ -305,9 +366,9 @@ def run_sweep(config_file: str, base, overrides: dict, grid: list[str], workdir:
     cells = build_cells(module, base, overrides, axes)
     logging.info("sweep of %d cells: %s", len(cells), [c.label for c in cells])
     results = [run_cell(c, workdir) for c in cells]
-    columns = list(sweep.get("columns", DEFAULT_COLUMNS))
+    columns = list(sweep.get("columns", COLUMN_SETS["wa_uar"]))
     if not sweep and all("summary" in r for r in results):
-        columns.append(SUMMARY_COLUMN)
+        columns += COLUMN_SETS["folds"]
     rows = table_rows(cells, results, columns, sweep.get("reference", {}), workdir)
     title = f"Sweep of {config_file} over {' x '.join(k for k, _ in axes)}"
     if sweep:

@@ -84,26 +84,23 @@ def test_launchers_are_shellcheck_clean(script):
 def test_cluster_launchers_build_their_command_lines():
     env = dict(os.environ, DRY_RUN="1")
     flags = ["--config=configs/demo.py", "--workdir=/runs/a b"]
-    slurm = subprocess.run(
-        ["bash", "launch/slurm.sbatch", *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    slurm = shlex.split(slurm)
+
+    def dry_run(*args):
+        """The command line a launcher prints under DRY_RUN=1, split."""
+        out = subprocess.run(
+            ["bash", *args, *flags],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return shlex.split(out.stdout)
+
+    slurm = dry_run("launch/slurm.sbatch")
     assert slurm[:2] == ["srun", "--kill-on-bad-exit=1"]
     assert slurm[3:] == ["-m", "jaxpara.main", *flags]
-    tpu = subprocess.run(
-        ["bash", "launch/tpu_vm.sh", "my-tpu", "us-central2-b", *flags],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    tpu = shlex.split(tpu)
+    tpu = dry_run("launch/tpu_vm.sh", "my-tpu", "us-central2-b")
     assert tpu[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "my-tpu"]
     assert tpu[6:8] == ["--zone=us-central2-b", "--worker=all"]
     remote = shlex.split(tpu[8].removeprefix("--command="))

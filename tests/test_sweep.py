@@ -82,6 +82,12 @@ def test_grid_product_types_values_and_names_errors():
         sweep.parse_axes(["train.num_epochs"])
     with pytest.raises(ConfigError, match="paper:table9"):
         sweep.paper_sweep(module, "table9")
+    assert sweep.reference_table("a 1.5 -\n  b 59.43+-11.57 2\n", 2) == {
+        "a": [1.5, None],
+        "b": ["59.43 +- 11.57", 2.0],
+    }
+    with pytest.raises(ConfigError, match="'b 1': 1 values for 2 columns"):
+        sweep.reference_table("a 1 2\nb 1", 2)
 
 
 def _check_card_c2(cell: str) -> None:
@@ -141,7 +147,7 @@ def test_c2_paper_sweep_end_to_end(tmp_path, monkeypatch):
     assert len(crops) == 5 and all(c == 63 and t > 63 for c, t in crops)
     variants = ["none", "se", "spatial", "se_spatial", "component"]
     assert [r["cell"] for r in rows] == variants
-    reference = icbhi_resnet18.PAPER_SWEEPS["table2"]["reference"]
+    reference = sweep.paper_sweep(icbhi_resnet18)["reference"]
     for row in rows:
         cell = rundir.cell_dir(workdir, f"variant-{row['cell']}")
         results = rundir.read_results(cell)

@@ -78,6 +78,13 @@ def _main_cmd(workdir, root, **extra):
     ]
 
 
+def _main(start, workdir, root, extra, **kwargs):
+    """`python -m jaxpara.main` on `tiny_config` flags in a subprocess:
+    `start` is subprocess.run or subprocess.Popen."""
+    cmd = _main_cmd(workdir, root, **extra)
+    return start(cmd, cwd=REPO, env=subprocess_env(), **kwargs)
+
+
 def test_end_to_end_results_schema(corpus_root, tmp_path):
     from jaxpara import train
     from jaxpara.data import splits
@@ -177,20 +184,14 @@ def test_unknown_model_name_is_named(corpus_root, tmp_path):
 
 def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
     extra = {"train.checkpoint_every_steps": 1}  # 2 epochs of 12 steps.
-    env = subprocess_env()
     ref = tmp_path / "ref"
-    subprocess.run(
-        _main_cmd(ref, corpus_root, **extra),
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    _main(subprocess.run, ref, corpus_root, extra, check=True, capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _main_cmd(killed, corpus_root, **extra),
-        cwd=REPO,
-        env=env,
+    proc = _main(
+        subprocess.Popen,
+        killed,
+        corpus_root,
+        extra,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -207,13 +208,7 @@ def test_sigkill_and_resume_gives_identical_results(corpus_root, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
     assert not (killed / "results.json").exists()
-    subprocess.run(
-        _main_cmd(killed, corpus_root, **extra),
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    _main(subprocess.run, killed, corpus_root, extra, check=True, capture_output=True)
     a = json.loads((ref / "results.json").read_text())
     b = json.loads((killed / "results.json").read_text())
     assert a["splits"] == b["splits"]
@@ -230,12 +225,12 @@ def test_sigterm_checkpoints_and_the_restart_continues(corpus_root, tmp_path):
     from jaxpara import checkpointing
 
     extra = {"train.checkpoint_every_steps": 1000}  # 2 epochs of 12 steps.
-    env = subprocess_env()
     workdir = tmp_path / "run"
-    proc = subprocess.Popen(
-        _main_cmd(workdir, corpus_root, **extra),
-        cwd=REPO,
-        env=env,
+    proc = _main(
+        subprocess.Popen,
+        workdir,
+        corpus_root,
+        extra,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -253,12 +248,8 @@ def test_sigterm_checkpoints_and_the_restart_continues(corpus_root, tmp_path):
     assert latest.latest_step() == stopped
     latest.close()
     assert not (workdir / "results.json").exists()
-    out = subprocess.run(
-        _main_cmd(workdir, corpus_root, **extra),
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    out = _main(
+        subprocess.run, workdir, corpus_root, extra, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"from step {stopped} " in out.stderr
