@@ -12,6 +12,10 @@ Pipeline (card C1): webrtcvad trimming, 3-channel log-Mel (40 bands, 25/10 ms,
 16 kHz), 300-frame segments (min 100 frames, zero-padded), training-split
 normalisation, Adam with Nesterov momentum (nadam, lr 1e-3), segment -> file
 aggregation by majority vote; SE/SP/UAR 95% CI w.r.t. the 'positive' class.
+ACRNN branch as seed 000 has it: a LINEAR 256-unit frame layer between the
+CNN and the LSTM (after Sainath; `model.frame_activation`), temporal
+attention of width 128 (Table 2) with score v^T tanh(W h_t), no bias
+(`model.attention_bias`).
 
 Seed 000, Table 3 (the paper's figures on the real ComParE 2021 CCS test set, %):
 
@@ -61,7 +65,7 @@ def get_config(variant: str = "fusion"):
     c.model.conv_features = (32, 64)
     c.model.frame_features = 256
     c.model.lstm_features = 128
-    c.model.attention_features = 64
+    c.model.attention_features = 128  # Seed 000 Table 2.
     c.model.head_features = 64
     c.model.dropout = 0.2
     c.model.attention = "spatial"

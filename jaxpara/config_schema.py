@@ -148,6 +148,8 @@ def _add_model(c: ml_collections.ConfigDict) -> None:
     c.model.lstm_features = 128  # LSTM units per direction.
     c.model.bidirectional = False  # BLSTM instead of LSTM.
     c.model.attention_features = 64  # Temporal attention width.
+    c.model.attention_bias = False  # Bias b in v^T tanh(W h + b) (card C1: none).
+    c.model.frame_activation = "linear"  # After ACRNN's frame layer: linear | relu.
     c.model.head_features = 64  # Dense head width.
     c.model.dtype = "float32"  # Compute dtype: float32 | bfloat16.
     c.model.attention = "spatial"  # Attention variant of the model (see registry).

@@ -139,8 +139,9 @@ class TemporalAttention(nn.Module):
 
     Attributes:
         features: width of the hidden attention layer (rows of W).
-        use_bias: whether the tanh layer has the bias b (card C1 omits it, the
-            brief keeps it; on by default).
+        use_bias: whether the tanh layer has the bias b (card C1's score is
+            v^T tanh(W h_t), without it: the models pass
+            `model.attention_bias`, False by default).
         dtype: compute dtype of the projections (weights are float32).
     """
 

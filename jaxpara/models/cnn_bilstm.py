@@ -145,6 +145,7 @@ class CNNBiLSTM(Classifier):
         attention: 'temporal' (Model 1) | 'local_self' (Model 2).
         attention_features: width of the temporal attention's tanh layer
             (Model 1).
+        attention_bias: its bias b (Model 1 is card C1's attention: none).
         local_attention_width: window of the self-attention (Model 2: 15).
         local_attention_features: width of its additive layer (keras: 32).
         local_attention_activation: activation of its scores ('relu').
@@ -164,6 +165,7 @@ class CNNBiLSTM(Classifier):
     lstm_features: int = 128
     attention: str = "local_self"
     attention_features: int = 64
+    attention_bias: bool = False
     local_attention_width: int = 15
     local_attention_features: int = 32
     local_attention_activation: str = "relu"
@@ -196,7 +198,10 @@ class CNNBiLSTM(Classifier):
 
         if self.attention == "temporal":
             pooled, alpha = TemporalAttention(
-                self.attention_features, dtype=self.dtype, name="attention"
+                self.attention_features,
+                use_bias=self.attention_bias,
+                dtype=self.dtype,
+                name="attention",
             )(x, mask)
             self.sow("intermediates", "temporal_attention", alpha)
         else:

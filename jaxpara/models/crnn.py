@@ -154,6 +154,23 @@ def front_end_lengths(mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     return lengths, sequence_mask(lengths, mask.shape[1])
 
 
+FRAME_ACTIVATIONS = {"linear": lambda x: x, "relu": nn.relu}
+
+
+def frame_activation(name: str):
+    """The activation after the ACRNN's per-frame dense layer.
+
+    Raises:
+      ValueError: an unknown name, naming `model.frame_activation`.
+    """
+    if name not in FRAME_ACTIVATIONS:
+        raise ValueError(
+            f"model.frame_activation={name!r}; expected one of "
+            f"{sorted(FRAME_ACTIVATIONS)}"
+        )
+    return FRAME_ACTIVATIONS[name]
+
+
 def acrnn_classifier(
     module: nn.Module,
     features: jax.Array,
@@ -167,8 +184,9 @@ def acrnn_classifier(
     Shared by `ACRNN` (whose parameter tree it keeps flat: frame, lstm,
     attention, head, logits next to cnn) and the fusion model's 'acrnn'
     branch (`sacrnn.FusionBranch`). Reads the sizes from the fields of
-    `sizes` (frame_features, lstm_features, bidirectional, attention_features,
-    head_features, dropout, num_classes, dtype) and sows
+    `sizes` (frame_features, frame_activation, lstm_features, bidirectional,
+    attention_features, attention_bias, head_features, dropout, num_classes,
+    dtype) and sows
     intermediates['temporal_attention'] into `module`.
 
     Args:
@@ -186,11 +204,14 @@ def acrnn_classifier(
     lengths, mask = front_end_lengths(mask)
     x = features.reshape(features.shape[0], features.shape[1], -1)
     x = nn.Dense(sizes.frame_features, dtype=sizes.dtype, name="frame")(x)
-    x = nn.relu(x)
+    x = frame_activation(sizes.frame_activation)(x)
     rnn_cls = BiLSTM if sizes.bidirectional else LSTM
     x, _ = rnn_cls(sizes.lstm_features, dtype=sizes.dtype, name="lstm")(x, lengths)
     pooled, alpha = TemporalAttention(
-        sizes.attention_features, dtype=sizes.dtype, name="attention"
+        sizes.attention_features,
+        use_bias=sizes.attention_bias,
+        dtype=sizes.dtype,
+        name="attention",
     )(x, mask)
     module.sow("intermediates", "temporal_attention", alpha)
     return classifier_head(sizes, pooled, {"head": sizes.head_features}, train=train)
@@ -200,7 +221,9 @@ class ACRNN(Classifier):
     """Attention CRNN: CNN -> per-frame dense -> (Bi)LSTM -> temporal attention.
 
     inputs [B, T, F, C] -> ConvFrontEnd [B, T', F', C'] -> reshape
-    [B, T', F'*C'] -> Dense(frame_features) + ReLU -> (Bi)LSTM(lstm_features)
+    [B, T', F'*C'] -> Dense(frame_features), linear by default (card C1: "a
+    linear layer ... for temporal summarisation", after Sainath) ->
+    (Bi)LSTM(lstm_features)
     over the valid length ceil(frames / 2) (clipped to >= 1) -> TemporalAttention
     (sown as intermediates['temporal_attention']) -> Dense(head_features) + ReLU
     + Dropout -> Dense(num_classes). Called as `Classifier`; `gender` is
@@ -211,9 +234,12 @@ class ACRNN(Classifier):
         conv_features: front-end block widths; the first block pools 2x2, the
             others 1x2 (frequency only).
         frame_features: width of the per-frame dense layer.
+        frame_activation: after it: 'linear' (card C1) or 'relu'.
         lstm_features: LSTM units per direction.
         bidirectional: BiLSTM instead of a forward LSTM.
-        attention_features: width of the attention's tanh layer.
+        attention_features: width of the attention's tanh layer (card C1
+            Table 2: 128).
+        attention_bias: the bias b in v^T tanh(W h_t + b) (card C1: none).
         head_features: width of the dense head.
         dropout: dropout rate after the dense head.
         dtype: compute dtype (float32 | bfloat16); weights, BN statistics,
@@ -223,12 +249,18 @@ class ACRNN(Classifier):
     num_classes: int
     conv_features: Sequence[int] = (32, 64)
     frame_features: int = 256
+    frame_activation: str = "linear"
     lstm_features: int = 128
     bidirectional: bool = False
     attention_features: int = 64
+    attention_bias: bool = False
     head_features: int = 64
     dropout: float = 0.2
     dtype: Dtype = jnp.float32
+
+    def __post_init__(self):
+        frame_activation(self.frame_activation)
+        super().__post_init__()
 
     def classify(self, inputs, lengths, gender, *, train):
         del gender  # ACRNN does not condition on speaker gender.

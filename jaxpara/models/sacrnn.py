@@ -30,7 +30,12 @@ import jax.numpy as jnp
 
 from jaxpara.models.base import Classifier
 from jaxpara.models.convlstm import AttentiveConvLSTM
-from jaxpara.models.crnn import acrnn_classifier, c1_front_end, front_end_lengths
+from jaxpara.models.crnn import (
+    acrnn_classifier,
+    c1_front_end,
+    frame_activation,
+    front_end_lengths,
+)
 from jaxpara.models.layers import classifier_head
 
 Dtype = Any
@@ -199,9 +204,11 @@ class SACRNNACRNNFusion(Classifier):
     convlstm_kernel_size: int = 3
     attention: str = "spatial"
     frame_features: int = 256
+    frame_activation: str = "linear"
     lstm_features: int = 128
     bidirectional: bool = False
     attention_features: int = 64
+    attention_bias: bool = False
     head_features: int = 64
     dropout: float = 0.2
     fusion_loss: str = "fused_and_branches"
@@ -209,6 +216,7 @@ class SACRNNACRNNFusion(Classifier):
 
     def __post_init__(self):
         _check_attention(self.attention)
+        frame_activation(self.frame_activation)
         if self.fusion_loss not in FUSION_LOSSES:
             raise ValueError(
                 f"model.fusion_loss={self.fusion_loss!r}; expected one of "

@@ -47,8 +47,9 @@ def test_default_acrnn_param_count():
     cnn += conv(32, 64) + bn(64) + conv(64, 64) + bn(64)
     frame = dense((40 // 4) * 64, 256)
     rnn = lstm(256, 128)
-    attention = dense(128, 64) + dense(64, 1, bias=False)
-    for num_classes, expected_total in ((4, 443_812), (2, 443_682)):
+    # Card C1: score v^T tanh(W h_t), no bias in either layer.
+    attention = dense(128, 64, bias=False) + dense(64, 1, bias=False)
+    for num_classes, expected_total in ((4, 443_748), (2, 443_618)):
         head = dense(128, 64) + dense(64, num_classes)
         expected = cnn + frame + rnn + attention + head
         assert expected == expected_total
@@ -59,7 +60,7 @@ def test_default_acrnn_param_count():
 
     # Bidirectional: two LSTMs; attention and head see 2 * 128 features.
     variables = abstract_init(ACRNN(4, bidirectional=True), (1, 300, 40, 3))
-    bi_attention = dense(256, 64) + dense(64, 1, bias=False)
+    bi_attention = dense(256, 64, bias=False) + dense(64, 1, bias=False)
     bi_head = dense(256, 64) + dense(64, 4)
     assert count_params(variables["params"]) == (
         cnn + frame + 2 * rnn + bi_attention + bi_head

@@ -58,14 +58,14 @@ def test_default_param_counts():
     acrnn_after_cnn = (
         _dense(10 * 64, 256)  # frame
         + lstm
-        + _dense(128, 64)
-        + _dense(64, 1, bias=False)  # temporal attention
+        + _dense(128, 64, bias=False)
+        + _dense(64, 1, bias=False)  # temporal attention, no bias (card C1)
         + _dense(128, 64)
         + _dense(64, 2)  # head, logits
     )
     assert (cnn, attention, gates) == (65_760, 221_440, 885_248)
     assert cnn + attention + gates + head == 1_180_834
-    assert cnn + attention + gates + head + acrnn_after_cnn == 1_558_756
+    assert cnn + attention + gates + head + acrnn_after_cnn == 1_558_692
 
     shape = (1, 300, 40, 3)
     sacrnn = abstract_init(SACRNN(2), shape)
