@@ -8,7 +8,10 @@
               "confusion_matrix", "per_class_recall", "n_skipped", and where
               they apply "sensitivity", "specificity", "uar_ci95",
               "icbhi_score", "baseline_uar"}},
-   protocol runs also: "folds": [{"fold", "seed", "splits": {...}}],
+   models with branches (card C1 fusion) also: "branches": {"<branch>":
+              {"splits": {...}}} (each branch's own posteriors, same run),
+   protocol runs also: "folds": [{"fold", "seed", "splits": {...}[,
+              "branches"]}],
                        "summary": {"<split>": {"uar_mean", "uar_std",
                                    "wa_mean", "wa_std", "n_folds", "n_seeds",
                                    "per_fold": [{"fold", "n_seeds",
@@ -146,15 +149,26 @@ def protocol_results(
     return results
 
 
+def _if(value, key: str) -> dict:
+    """{key: value} when value is non-empty, else {}."""
+    return {key: value} if value else {}
+
+
 def fold_splits(config, labels, fold_results: list[dict]) -> dict:
     """The split reports of a run: {"splits"} for one fold and seed, else
     {"folds" (each fold x seed), "summary" (per fold over seeds, then over
     folds), "summary_pooled" (over all fold x seed results), "splits"
     (validation/test pooled over the folds of the first seed)}."""
     if len(fold_results) == 1:
-        return {"splits": fold_results[0]["splits"]}
+        branches = fold_results[0].get("branches")
+        return {"splits": fold_results[0]["splits"], **_if(branches, "branches")}
     folds = [
-        {"fold": r["fold"], "seed": r["seed"], "splits": r["splits"]}
+        {
+            "fold": r["fold"],
+            "seed": r["seed"],
+            "splits": r["splits"],
+            **_if(r.get("branches"), "branches"),
+        }
         for r in fold_results
     ]
     first = [r for r in fold_results if r["seed"] == config.seed]

@@ -284,8 +284,9 @@ def _text(value, col: dict) -> str:
 
 
 def table_rows(cells, results: list[dict], columns, reference: dict, workdir: str):
-    """One dict per cell: {"cell", "params", <header>, "paper <header>",
-    "z p", "McNemar p"} (fractions; None where undefined)."""
+    """One dict per cell, then one per branch of its model (label
+    `<cell>/<branch>`, "branch": True): {"cell", "params", <header>,
+    "paper <header>", "z p", "McNemar p"} (fractions; None where undefined)."""
     from jaxpara import compare, rundir
     from jaxpara.errors import UserError
 
@@ -299,14 +300,8 @@ def table_rows(cells, results: list[dict], columns, reference: dict, workdir: st
             systems.append(err)
     rows = []
     for i, (cell, res) in enumerate(zip(cells, results)):
-        row = {"cell": cell.label, "params": res["model"]["num_params"]}
-        paper = reference.get(cell.label, [None] * len(columns))
-        for col, ref in zip(columns, paper):
-            row[col["header"]] = _value(res, col)
-            if "std" in col:
-                row[col["header"] + " std"] = _get(res, col["std"])
-            row["paper " + col["header"]] = ref
-        row["z p"] = row["McNemar p"] = None
+        row = _row(cell.label, res, columns, reference)
+        row["params"] = res["model"]["num_params"]
         if i and not isinstance(systems[0], Exception):
             try:
                 if isinstance(systems[i], Exception):
@@ -317,7 +312,26 @@ def table_rows(cells, results: list[dict], columns, reference: dict, workdir: st
             except UserError as err:
                 row["significance"] = str(err)
         rows.append(row)
+        # A model's branches, scored on their own posteriors in the same run
+        # (card C1: one fusion run gives the SACRNN, ACRNN and fusion rows).
+        for branch, branch_res in res.get("branches", {}).items():
+            label = f"{cell.label}/{branch}"
+            rows.append({**_row(label, branch_res, columns, reference), "branch": True})
     return rows
+
+
+def _row(label: str, res: dict, columns, reference: dict) -> dict:
+    """{"cell", <header>[, <header> std], "paper <header>", "z p": None,
+    "McNemar p": None} of one results dict."""
+    row = {"cell": label, "params": None}
+    paper = reference.get(label, [None] * len(columns))
+    for col, ref in zip(columns, paper):
+        row[col["header"]] = _value(res, col)
+        if "std" in col:
+            row[col["header"] + " std"] = _get(res, col["std"])
+        row["paper " + col["header"]] = ref
+    row["z p"] = row["McNemar p"] = None
+    return row
 
 
 def markdown(title: str, rows: list[dict], columns, source: str) -> str:
@@ -329,7 +343,8 @@ def markdown(title: str, rows: list[dict], columns, source: str) -> str:
         lines += [f"In brackets: {source}.", ""]
     lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for i, row in enumerate(rows):
-        cells = [row["cell"], f"{row['params']:,}"]
+        params = "–" if row["params"] is None else f"{row['params']:,}"
+        cells = [row["cell"], params]
         for col in columns:
             text = _text(row[col["header"]], col)
             if "std" in col:
@@ -338,7 +353,9 @@ def markdown(title: str, rows: list[dict], columns, source: str) -> str:
             if ref is not None:
                 text += f" ({ref})"
             cells.append(text)
-        if i == 0:
+        if row.get("branch"):
+            cells += ["(same run)", "(same run)"]
+        elif i == 0:
             cells += ["reference", "reference"]
         elif row.get("significance"):
             cells += ["n/a", "n/a"]

@@ -114,6 +114,14 @@ def eval_step(variables, batch, *, model):
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
+def branch_eval_step(variables, batch, *, model):
+    """Class posteriors [B, nb, K] of each of the model's branches
+    (`models.branch_names`: the fusion model's SACRNN and ACRNN, card C1)."""
+    outputs = models.branch_outputs(models.apply(model, variables, batch, train=False))
+    logits = jnp.stack([outputs[b] for b in models.branch_names(model)], axis=1)
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
 _multiply = jax.jit(jnp.multiply)  # Global arrays x NumPy, on every process.
 
 
@@ -324,6 +332,15 @@ class FoldTraining:
             out_shardings=repl,  # Every process gets all posteriors.
         )
         self.p_eval = p_eval
+        self.branches = models.branch_names(model)
+        self.p_branches = jax.jit(
+            jax.vmap(
+                lambda st, b: branch_eval_step(state_lib.variables(st), b, model=model),
+                in_axes=(0, None),
+            ),
+            in_shardings=(self.state_sh, sharding.data_sharded(mesh)),
+            out_shardings=repl,
+        )
         self.evaluator = evaluate.Evaluator(
             None,
             self.norm,
@@ -334,15 +351,34 @@ class FoldTraining:
             process_count=jax.process_count(),
         )
 
-    def posteriors(self, state, split) -> np.ndarray:
-        """Segment posteriors [N, S, K] of `split` under `state`."""
-        mesh = self.mesh
+    def posteriors(self, state, split, step_fn=None) -> np.ndarray:
+        """Segment posteriors [N, S, K] of `split` under `state` (with
+        `step_fn=self.p_branches`: [N, S, nb, K] of the model's branches)."""
+        mesh, step_fn = self.mesh, step_fn or self.p_eval
 
         def predict(batch):
-            out = self.p_eval(state, sharding.to_global(batch, mesh))
+            out = step_fn(state, sharding.to_global(batch, mesh))
             return np.swapaxes(np.asarray(out), 0, 1)
 
         return self.evaluator.with_predict(predict).outputs(split)
+
+    def branch_reports(self, state, s: int) -> dict:
+        """{branch: {"splits": {split: report}}} of replica `s` (card C1 Table 3
+        from one fusion run); {} for a model without branches."""
+        if not self.branches:
+            return {}
+        post = {
+            name: self.posteriors(state, split, self.p_branches)[:, s]
+            for name, split in self.data.items()
+        }
+        return {
+            b: {
+                "splits": self.evaluator.evaluate(
+                    self.data, {n: p[:, k] for n, p in post.items()}
+                )[0]
+            }
+            for k, b in enumerate(self.branches)
+        }
 
     # ------------------------------------------------------------ restore
     def restore(self) -> None:
@@ -558,6 +594,7 @@ class FoldTraining:
                 )
             result = {
                 "splits": reports,
+                "branches": self.branch_reports(state, s),
                 "predictions": rows,
                 "num_params": self.num_params,
                 "selection_metric": self.rule.metric,

@@ -118,6 +118,14 @@ def test_covid_fusion_learns_synthetic_cough_corpus(tmp_path):
         lo, hi = rep["uar_ci95"]
         assert 0.0 <= lo <= rep["uar"] <= hi <= 1.0
     test = results["splits"]["test"]
+    # Card C1 Table 3 from this one run: each branch's own posteriors, scored
+    # on the same test files (its rows of the paper sweep).
+    assert set(results["branches"]) == {"sacrnn", "acrnn"}
+    for branch in results["branches"].values():
+        rep = branch["splits"]["test"]
+        assert rep["n_utterances"] == test["n_utterances"]
+        assert {"sensitivity", "specificity", "uar_ci95"} <= set(rep)
+        assert 0.0 <= rep["uar"] <= 1.0
     assert test["uar"] >= 0.8, test
     assert test["uar_ci95"][0] > 0.5, test  # Chance (0.5) outside the 95% CI.
     assert min(test["sensitivity"], test["specificity"]) >= 0.6, test

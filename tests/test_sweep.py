@@ -17,7 +17,7 @@ from configs import (
     iemocap_cnn_bilstm,
     iemocap_moma,
 )
-from jaxpara import sweep
+from jaxpara import models, sweep
 from jaxpara.errors import ConfigError, WorkdirError
 
 CONFIG = "configs/icbhi_resnet18.py"
@@ -50,6 +50,11 @@ def test_every_paper_sweep_builds_its_cells_and_names_their_figures(module):
             module, module.get_config(), {}, sweep.parse_axes(paper["grid"])
         )
         labels = [c.label for c in cells]
+        labels += [  # A model's branches get rows `<cell>/<branch>`.
+            f"{c.label}/{b}"
+            for c in cells
+            for b in models.branch_names(models.create_model(c.config.model, 2))
+        ]
         assert set(paper["reference"]) <= set(labels), (name, labels)
         for row in paper["reference"].values():
             assert len(row) == len(paper["columns"])

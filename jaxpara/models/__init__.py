@@ -221,6 +221,19 @@ def split_outputs(outputs) -> tuple[jax.Array, tuple]:
     return outputs, ()
 
 
+def branch_names(model: nn.Module) -> tuple[str, ...]:
+    """Names of the branches a model reports besides its prediction (the
+    fusion model's 'sacrnn' and 'acrnn', card C1); () for the others."""
+    return tuple(getattr(type(model), "BRANCHES", ()))
+
+
+def branch_outputs(outputs) -> dict[str, jax.Array]:
+    """{branch name: logits [B, K]} of a model's output ({} without branches)."""
+    if isinstance(outputs, dict):
+        return dict(outputs.get("branches", {}))
+    return {}
+
+
 def dummy_batch(input_shape: tuple[int, ...]) -> dict:
     """A one-segment batch of zeros of `input_shape` [T, F, C] (for init)."""
     return {

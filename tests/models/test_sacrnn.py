@@ -209,8 +209,11 @@ def test_sacrnn_eval_padding_invariance_and_maps(data, sacrnn_eval):
 
 def test_fused_posterior_is_mean_of_branch_posteriors(fusion):
     outputs = fusion["outputs"]
-    assert set(outputs) == {"logits", "aux_logits"}
+    assert set(outputs) == {"logits", "aux_logits", "branches"}
     sacrnn_logits, acrnn_logits = outputs["aux_logits"]
+    # (A jitted dict comes back with sorted keys: order is `branch_names`.)
+    assert set(outputs["branches"]) == {"sacrnn", "acrnn"}
+    np.testing.assert_array_equal(outputs["branches"]["sacrnn"], sacrnn_logits)
     assert outputs["logits"].shape == sacrnn_logits.shape == (3, NUM_CLASSES)
     mean = (jax.nn.softmax(sacrnn_logits) + jax.nn.softmax(acrnn_logits)) / 2
     np.testing.assert_allclose(jax.nn.softmax(outputs["logits"]), mean, atol=1e-6)
@@ -240,13 +243,13 @@ def test_fusion_branches_are_sacrnn_and_acrnn_on_one_cnn(data, fusion, sacrnn_ev
     )
     np.testing.assert_allclose(logits, acrnn_logits, rtol=1e-5, atol=1e-6)
 
-    # fusion_loss='fused' returns the same fused logits as a bare array.
+    # fusion_loss='fused' gives the same fused logits and trains no branch head.
     fused_only = fusion["model"].clone(fusion_loss="fused")
-    logits = jax.jit(lambda v, x, f: fused_only.apply(v, x, f, train=False))(
+    out = jax.jit(lambda v, x, f: fused_only.apply(v, x, f, train=False))(
         variables, data["inputs"], FRAMES
     )
-    assert isinstance(logits, jax.Array)
-    np.testing.assert_allclose(logits, fusion["outputs"]["logits"], atol=1e-6)
+    assert out["aux_logits"] == ()
+    np.testing.assert_allclose(out["logits"], fusion["outputs"]["logits"], atol=1e-6)
 
 
 def test_fusion_train_mode_grads_reach_every_parameter(data, fusion):
@@ -272,3 +275,35 @@ def test_fusion_train_mode_grads_reach_every_parameter(data, fusion):
     for path, grad in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(grad)), jax.tree_util.keystr(path)
         assert np.abs(grad).sum() > 0.0, jax.tree_util.keystr(path)
+
+
+def test_fusion_reports_both_branches_and_fuses_their_posteriors():
+    """The fusion's output carries each branch's logits (card C1 Table 3 from
+    one run); the fused logits are log of the mean branch posterior, in both
+    loss modes; 'fused' trains no auxiliary head."""
+    from jaxpara import models
+
+    x = jax.random.normal(jax.random.key(0), (2, 40, 16, 3))
+    for loss, num_aux in (("fused_and_branches", 2), ("fused", 0)):
+        model = SACRNNACRNNFusion(
+            2,
+            conv_features=(4, 8),
+            convlstm_features=4,
+            frame_features=8,
+            lstm_features=4,
+            attention_features=4,
+            head_features=4,
+            fusion_loss=loss,
+        )
+        variables = model.init(jax.random.key(1), x, train=False)
+        out = model.apply(variables, x, train=False)
+        logits, aux = models.split_outputs(out)
+        assert len(aux) == num_aux
+        branches = models.branch_outputs(out)
+        assert models.branch_names(model) == ("sacrnn", "acrnn")
+        assert set(branches) == {"sacrnn", "acrnn"}
+        mean = (
+            jax.nn.softmax(branches["sacrnn"]) + jax.nn.softmax(branches["acrnn"])
+        ) / 2
+        np.testing.assert_allclose(jax.nn.softmax(logits), mean, rtol=1e-5, atol=1e-6)
+    assert models.branch_names(SACRNN(2)) == ()
