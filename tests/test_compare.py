@@ -112,9 +112,11 @@ def test_cli_tests_each_run_against_the_first(runs, capsys):
     )
     assert other["z_test"] == {"z": pytest.approx(z), "p_value": pytest.approx(p)}
     assert other["mcnemar"] == metrics.mcnemar_exact(pa == y, pb == y)
-    assert other["uar_difference"] == pytest.approx(
-        metrics.paired_bootstrap_uar_difference(y, pa, pb, 3, draws=300)
-    )
+    want = metrics.paired_bootstrap_uar_difference(y, pa, pb, 3, draws=300)
+    got = other["uar_difference"]
+    assert got["ci95"] == pytest.approx(want["ci95"])
+    assert got["difference"] == pytest.approx(want["difference"])
+    assert (got["draws"], got["seed"]) == (300, 0)
     assert other["uar_difference"]["difference"] > 0  # B is the better system.
     table = capsys.readouterr().out
     assert "Paired on 60 utterances" in table

@@ -311,7 +311,8 @@ def test_vmapped_seeds_equal_separate_runs(corpus_root, tmp_path):
         ]
         # A vmapped program rounds differently (batched matmuls): the losses
         # agree to ~1e-7 at first and drift apart to a few 1e-5 over 36
-        # steps; a wrong per-seed learning rate or freeze is far larger.
+        # steps (posteriors too); a wrong per-seed learning rate or freeze is
+        # far larger, and the selection decisions below must match exactly.
         np.testing.assert_allclose(
             [x["loss"] for x in lv["train_log"]],
             [x["loss"] for x in ls["train_log"]],
@@ -337,7 +338,7 @@ def test_vmapped_seeds_equal_separate_runs(corpus_root, tmp_path):
     labels = res_v["corpus"]["labels"]
     post_v = np.array([[float(r[f"p_{k}"]) for k in labels] for r in rows_v])
     post_s = np.array([[float(r[f"p_{k}"]) for k in labels] for r in rows_s])
-    np.testing.assert_allclose(post_v, post_s, atol=1e-5)
+    np.testing.assert_allclose(post_v, post_s, atol=1e-4)  # The same drift.
     assert [f["seed"] for f in res_v["folds"]] == [0, 1, 2]
     for split, summary in res_v["summary"].items():
         for key, value in summary.items():
