@@ -635,7 +635,8 @@ def train_fold(
     run is not retrained.
 
     Returns:
-      Per seed, {"splits": {split: report}, "predictions": rows, "num_params",
+      Per seed, {"splits": {split: report}, "branches" ({branch: {"splits"}}
+      for a model with branches, else {}), "predictions": rows, "num_params",
       "selection_metric", "has_validation", "checkpoint" (best | final),
       "checkpoint_step", "best_validation_<metric>", "history", "train_log"};
       each is also written (without predictions) to the seed's
