@@ -340,9 +340,18 @@ def test_vmapped_seeds_equal_separate_runs(corpus_root, tmp_path):
     post_s = np.array([[float(r[f"p_{k}"]) for k in labels] for r in rows_s])
     np.testing.assert_allclose(post_v, post_s, atol=1e-4)  # The same drift.
     assert [f["seed"] for f in res_v["folds"]] == [0, 1, 2]
-    for split, summary in res_v["summary"].items():
-        for key, value in summary.items():
-            assert value == pytest.approx(res_s["summary"][split][key], abs=1e-6)
+    for name in ("summary", "summary_pooled"):
+        for split, summary in res_v[name].items():
+            other = res_s[name][split]
+            assert set(summary) == set(other)
+            for key, value in summary.items():
+                if key != "per_fold":
+                    assert value == pytest.approx(other[key], abs=1e-6), (name, key)
+                    continue
+                assert [r["fold"] for r in value] == [r["fold"] for r in other[key]]
+                for a, b in zip(value, other[key]):
+                    for k in ("uar_mean", "uar_std", "wa_mean", "wa_std"):
+                        assert a[k] == pytest.approx(b[k], abs=1e-6), (name, k)
 
 
 def test_no_validation_trains_fixed_epochs_and_reports_the_final_checkpoint(
