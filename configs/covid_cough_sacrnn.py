@@ -49,8 +49,11 @@ PAPER_SWEEPS = {
 }
 
 
-def get_config(variant: str = "fusion"):
-    default.check_variant("configs/covid_cough_sacrnn.py", variant, VARIANTS)
+def get_config(arg: str = "fusion"):
+    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
+    variant, options = default.parse_variant(
+        "configs/covid_cough_sacrnn.py", arg, VARIANTS
+    )
     c = default.get_config()
     c.data.corpus = "ccs"
     c.data.sample_rate = 16000
@@ -82,4 +85,6 @@ def get_config(variant: str = "fusion"):
     c.train.num_epochs = 30
     c.eval.aggregation = "vote"
     c.eval.positive_label = "positive"
+    if "aug" in options:
+        default.augment(c)
     return c

@@ -30,7 +30,7 @@ Seed 002, Tables 5 and 7 (the paper's figures on the REAL FAU Aibo, UA %):
     deep spectrum + linear SVM      43.9
 """
 
-from configs import iemocap_blstm_fcn
+from configs import default, iemocap_blstm_fcn
 
 # `python -m jaxpara.sweep --grid=paper` (Table 5) / `--grid=paper:table6`:
 # seed 002's UA on the real FAU Aibo (Mont).
@@ -58,18 +58,19 @@ PAPER_SWEEPS = {
 }
 
 
-def get_config(variant: str = "blstm_fcn_2"):
-    variant, _, option = variant.partition(",")
-    if option not in ("", "holdout"):
-        raise ValueError(
-            f"configs/fau_blstm_fcn.py: unknown option {option!r} after "
-            f"{variant!r}; expected ',holdout' or nothing"
-        )
-    c = iemocap_blstm_fcn.common(variant, "configs/fau_blstm_fcn.py")
+def get_config(arg: str = "blstm_fcn_2"):
+    """`variant[,holdout][,aug]` (`default.parse_variant`)."""
+    config_file = "configs/fau_blstm_fcn.py"
+    variant, options = default.parse_variant(
+        config_file, arg, iemocap_blstm_fcn.VARIANTS, options=("holdout",)
+    )
+    c = iemocap_blstm_fcn.common(variant, config_file)
     c.data.corpus = "fau_aibo"
     c.data.synthetic.num_speakers = 12
     c.data.synthetic.utterances_per_speaker = 40
     c.protocol.name = "predefined"
-    c.protocol.validation = "default" if option else "none"
+    c.protocol.validation = "default" if "holdout" in options else "none"
     c.protocol.validation_fraction = 0.3
+    if "aug" in options:
+        default.augment(c)
     return c

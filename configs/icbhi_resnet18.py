@@ -57,8 +57,9 @@ PAPER_SWEEPS = {
 }
 
 
-def get_config(variant: str = "se_spatial"):
-    default.check_variant("configs/icbhi_resnet18.py", variant, VARIANTS)
+def get_config(arg: str = "se_spatial"):
+    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
+    variant, options = default.parse_variant("configs/icbhi_resnet18.py", arg, VARIANTS)
     c = default.get_config()
     c.data.corpus = "icbhi"
     c.data.sample_rate = 4000
@@ -95,4 +96,6 @@ def get_config(variant: str = "se_spatial"):
     c.eval.aggregation = "vote"  # One crop per cycle: the cycle's prediction.
     c.eval.icbhi_normal_label = "normal"
     c.train.selection_metric = "icbhi_score"
+    if "aug" in options:
+        default.augment(c)
     return c

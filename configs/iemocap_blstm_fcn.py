@@ -119,10 +119,15 @@ def common(variant: str, config_file: str):
     return c
 
 
-def get_config(variant: str = "blstm_fcn_2"):
-    c = common(variant, "configs/iemocap_blstm_fcn.py")
+def get_config(arg: str = "blstm_fcn_2"):
+    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
+    config_file = "configs/iemocap_blstm_fcn.py"
+    variant, options = default.parse_variant(config_file, arg, VARIANTS)
+    c = common(variant, config_file)
     c.data.corpus = "iemocap"
     c.data.improvised_only = True
     c.protocol.name = "loso_session"
     c.protocol.folds = ""  # All 5 sessions.
+    if "aug" in options:
+        default.augment(c)
     return c

@@ -59,8 +59,11 @@ PAPER_SWEEPS = {
 }
 
 
-def get_config(variant: str = "model2"):
-    default.check_variant("configs/iemocap_cnn_bilstm.py", variant, VARIANTS)
+def get_config(arg: str = "model2"):
+    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
+    variant, options = default.parse_variant(
+        "configs/iemocap_cnn_bilstm.py", arg, VARIANTS
+    )
     c = default.get_config()
     c.num_seeds = 5
     c.data.corpus = "iemocap"
@@ -99,4 +102,6 @@ def get_config(variant: str = "model2"):
     c.train.eval_batch_size = 80
     c.train.num_epochs = 30
     c.eval.aggregation = "max"
+    if "aug" in options:
+        default.augment(c)
     return c

@@ -65,8 +65,9 @@ PAPER_SWEEPS = {
 }
 
 
-def get_config(variant: str = "iem4"):
-    default.check_variant("configs/iemocap_moma.py", variant, VARIANTS)
+def get_config(arg: str = "iem4"):
+    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
+    variant, options = default.parse_variant("configs/iemocap_moma.py", arg, VARIANTS)
     c = default.get_config()
     c.data.corpus = "iemocap"
     c.data.sample_rate = 16000
@@ -100,4 +101,6 @@ def get_config(variant: str = "iem4"):
     c.train.num_epochs = 30
     c.eval.aggregation = "mean"
     c.eval.save_attention = True
+    if "aug" in options:
+        default.augment(c)
     return c

@@ -67,6 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.log_every_steps = 20  # Progress / scalar logging interval.
     c.train.max_steps = 0  # Stop after this many steps (0 = no limit).
     c.train.vmap_seeds = True  # num_seeds > 1: all seeds of a fold in one vmapped jit.
+    c.train.label_smoothing = 0.0  # Cross-entropy targets (1 - e) y + e / K (0 = off).
+
+    _add_augment(c)
 
     # ---------------------------------------------------------- evaluation
     c.eval = ml_collections.ConfigDict()
@@ -77,6 +80,26 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.baseline = False  # Also fit a logistic-regression baseline.
     c.eval.save_attention = False  # C4: attention_<split>.npz per fold (sown [B, T]).
     return c
+
+
+def _add_augment(c: ml_collections.ConfigDict) -> None:
+    """The `augment` section: training-step augmentation (`jaxpara.augment`).
+
+    Everything is off by default, so the paper configs stay faithful; the
+    paper configs' `,aug` modifier (`configs/default.py:augment`) turns on a
+    preset per card.
+    """
+    # ------------------------------------------------------------- augment
+    c.augment = ml_collections.ConfigDict()
+    c.augment.time_masks = 0  # SpecAugment time masks per segment (0 = off).
+    c.augment.time_mask_frames = 20  # Max width of each, in frames (<= valid frames).
+    c.augment.freq_masks = 0  # SpecAugment frequency masks per segment (0 = off).
+    c.augment.freq_mask_bins = 8  # Max width of each, in frequency bins.
+    c.augment.mixup_alpha = 0.0  # Mixup lambda ~ Beta(alpha, alpha) (0 = off).
+    c.augment.noise = False  # Gaussian noise on the step's features at a random SNR.
+    c.augment.noise_snr_min = 10.0  # Noise SNR (dB) ~ uniform [min, max] per segment.
+    c.augment.noise_snr_max = 30.0  # Upper end of the noise SNR range in dB.
+    c.augment.gain_db = 0.0  # Random gain ~ uniform [-g, +g] dB per segment (0 = off).
 
 
 def _add_data(c: ml_collections.ConfigDict) -> None:

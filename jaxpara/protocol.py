@@ -29,12 +29,12 @@ def check_config(config) -> None:
     """Fails fast, before any data work, on a config value that cannot be used.
 
     Builds every object a config value turns into (features, model, optimizer,
-    selection rule) once, so a bad value is reported naming its key.
+    augmentation, selection rule) once, so a bad value is reported naming its key.
 
     Raises:
       ConfigError: naming the key.
     """
-    from jaxpara import models, selection
+    from jaxpara import augment, models, selection
     from jaxpara import state as state_lib
     from jaxpara.audio import features as features_lib
     from jaxpara.audio import io
@@ -59,6 +59,7 @@ def check_config(config) -> None:
         ),
         lambda: models.create_model(config.model, max(config.model.num_classes, 2)),
         lambda: state_lib.make_optimizer(config.train),
+        lambda: augment.Augment.from_config(config),
     ):
         try:
             build()

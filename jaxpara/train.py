@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxpara import augment as augment_lib
 from jaxpara import (
     checkpointing,
     evaluate,
@@ -48,19 +49,28 @@ __all__ = [
 
 
 # -------------------------------------------------------------------- steps
-def train_step(state: state_lib.TrainState, batch, rng, *, model, tx, weights):
+def train_step(
+    state: state_lib.TrainState, batch, rng, *, model, tx, weights, augment=None
+):
     """One optimizer update. Pure: (state, batch, rng) -> (state, metrics).
 
     Args:
       state: current TrainState.
       batch: {"inputs" [B, T, F, C], "label" [B], "frames" [B], "gender" [B],
         "mask" [B], ...}, sharded over the data axis.
-      rng: base PRNG key; the step's dropout key is fold_in(rng, step).
+      rng: base PRNG key; the step's dropout key is fold_in(rng, step), its
+        augmentation key `augment.step_rng(rng, step)`.
       model: the flax module.
       tx: the optax transformation.
       weights: [K] class weights of the cross-entropy.
+      augment: `jaxpara.augment.Augment` (batch augmentation, mixup's soft
+        labels, label smoothing); None, or everything off, traces exactly the
+        un-augmented step (the gates are Python, at trace time).
     """
     dropout_rng = jax.random.fold_in(rng, state.step)
+    smoothing = augment.label_smoothing if augment is not None else 0.0
+    if augment is not None and augment.batch_ops:
+        batch = augment_lib.apply(augment, batch, augment_lib.step_rng(rng, state.step))
 
     def loss_fn(params):
         outputs, updates = models.apply(
@@ -72,11 +82,13 @@ def train_step(state: state_lib.TrainState, batch, rng, *, model, tx, weights):
             mutable=["batch_stats"],
         )
         logits, aux = models.split_outputs(outputs)
-        w = weights[batch["label"]] * batch["mask"]
+        # Mixup: class weights lambda w[y_i] + (1 - lambda) w[y_j] and soft
+        # labels; label smoothing: (1 - e) y + e / K (`augment.targets`).
+        w, soft = augment_lib.targets(batch, weights, smoothing)
         loss = 0.0
         for out in (logits, *aux):  # Fusion models: + one term per branch (C1).
-            ce = optax.softmax_cross_entropy_with_integer_labels(
-                out.astype(jnp.float32), batch["label"]
+            ce = augment_lib.cross_entropy(
+                out.astype(jnp.float32), batch["label"], soft
             )
             loss = loss + jnp.sum(ce * w) / jnp.maximum(jnp.sum(batch["mask"]), 1.0)
         return loss, (logits, updates)
@@ -87,7 +99,9 @@ def train_step(state: state_lib.TrainState, batch, rng, *, model, tx, weights):
     upd, opt_state = tx.update(grads, state.opt_state, state.params)
     upd = jax.tree_util.tree_map(lambda u: u * state.lr_scale, upd)
     params = optax.apply_updates(state.params, upd)
-    correct = (jnp.argmax(logits, -1) == batch["label"]) * batch["mask"]
+    # Mixup: scored against the dominant label.
+    label = augment_lib.dominant_label(batch)
+    correct = (jnp.argmax(logits, -1) == label) * batch["mask"]
     metrics = {
         "loss": loss,
         "accuracy": jnp.sum(correct) / jnp.maximum(jnp.sum(batch["mask"]), 1.0),
@@ -309,10 +323,13 @@ class FoldTraining:
 
     def _compile_steps(self) -> None:
         model, tx, weights, mesh = self.model, self.tx, self.weights, self.mesh
+        # Training only (config.augment, train.label_smoothing); the gain is
+        # in units of the normalised features.
+        augment = augment_lib.Augment.from_config(self.config, self.norm)
 
         def step_fn(state, batch, rng, active):
             new_state, metrics = train_step(
-                state, batch, rng, model=model, tx=tx, weights=weights
+                state, batch, rng, model=model, tx=tx, weights=weights, augment=augment
             )
             return state_lib.select(active, new_state, state), metrics
 
