@@ -14,9 +14,17 @@ eval batches through `train.eval_step`) and `aggregation.aggregate` with
 `config.eval.aggregation`. Files are processed in chunks, each featurised and
 scored in batches; a file that cannot be used gets an error (naming it) and
 the others are still predicted. The CLI prints one tab-separated line per
-file (`path, prediction, p_<class>...` or `path, ERROR, message`), optionally
-writes them as CSV, and exits with status 1 if any file failed (2 if the
-workdir cannot be used).
+file (`path, prediction, p_<class>..., speech, num_segments` or `path, ERROR,
+message`), optionally writes them as CSV, and exits with status 1 if any
+file failed (2 if the workdir cannot be used).
+
+No speech: a file in which the run's front-end finds none
+(`pipeline.speech_check`: webrtcvad when the run trims with VAD, else the
+energy floor `vad.ENERGY_FLOOR_DBFS` on 30 ms frames) is still scored whole,
+as in training, but marked: `speech` is `no` (else `yes`), a warning names
+it, and the summary line counts it. It is not an error and does not change
+the exit status: the posteriors of silence or hiss are simply not evidence
+of anything.
 
 The run layout (which program and replica holds fold F, seed k) is
 `jaxpara.rundir`'s; the model call is `jaxpara.models.apply`; scoring is a
@@ -30,13 +38,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import logging
 import os
 import sys
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxpara import errors, evaluate, models, rundir, train
 from jaxpara import state as state_lib
@@ -114,6 +122,8 @@ class Prediction:
       label: predicted class name (None when the file failed).
       posteriors: [K] utterance posteriors (aggregated; None when failed).
       num_segments: segments the file was cut into.
+      speech_found: whether the front-end found speech in it
+        (`pipeline.speech_check`; None when the file failed).
       error: why the file could not be used (None when it was).
     """
 
@@ -121,6 +131,7 @@ class Prediction:
     label: str | None = None
     posteriors: np.ndarray | None = None
     num_segments: int = 0
+    speech_found: bool | None = None
     error: str | None = None
 
 
@@ -131,7 +142,9 @@ class Predictor:
       config: the run's config; labels: class names; model: the flax module;
       variables: one replica's {"params", "batch_stats"}; norm: the run's
       training normalisation statistics (None if `data.normalise` is off);
-      checkpoint: {"run", "kind", "step", "replica"} of the restored state.
+      checkpoint: {"run", "kind", "step", "replica"} of the restored state;
+      speech_check: what decides that a file holds no speech
+      (`pipeline.speech_check` of the run's front-end).
     """
 
     def __init__(self, config, labels, model, variables, norm, checkpoint):
@@ -142,6 +155,7 @@ class Predictor:
         self.norm = norm
         self.checkpoint = checkpoint
         self.batch_size = config.train.eval_batch_size
+        self.speech_check = pipeline.speech_check(config.data)
 
     @property
     def evaluator(self) -> evaluate.Evaluator:
@@ -218,7 +232,8 @@ class Predictor:
           chunk_files: files featurised at once (bounds memory).
 
         Returns:
-          One `Prediction` per path; a file that cannot be used has `error`.
+          One `Prediction` per path; a file that cannot be used has `error`,
+          one without speech `speech_found=False` (and a warning is logged).
         """
         if gender not in pipeline.GENDER_CODE:
             raise ArgumentError(f"gender={gender!r}; expected 'm', 'f' or ''")
@@ -227,8 +242,9 @@ class Predictor:
         for start in range(0, len(paths), chunk_files):
             chunk = paths[start : start + chunk_files]
             examples = self.examples(chunk, gender)
-            _, split, errors = self.featurise(examples)
+            store, split, errors = self.featurise(examples)
             results = {e.utterance_id: Prediction(p) for e, p in zip(examples, chunk)}
+            no_speech = set(store.no_speech)
             for u, message in errors.items():
                 results[u].error = message
             if split is not None:
@@ -239,11 +255,21 @@ class Predictor:
                     r = results[u]
                     r.label, r.posteriors = self.labels[preds[i]], utt_post[i]
                     r.num_segments = int(counts[i])
+                    r.speech_found = u not in no_speech
+                    if not r.speech_found:
+                        logging.warning(
+                            "%s: no speech found (%s); scored whole as in "
+                            "training, its prediction %r means nothing",
+                            r.path,
+                            self.speech_check,
+                            r.label,
+                        )
             out.extend(results[e.utterance_id] for e in examples)
         return out
 
     def rows(self, predictions: list[Prediction]) -> list[dict]:
-        """CSV rows: path, prediction, p_<class>..., num_segments, error."""
+        """CSV rows: path, prediction, p_<class>..., speech ('yes' | 'no' | ''
+        for a failed file), num_segments, error."""
         rows = []
         for p in predictions:
             row = {"path": p.path, "prediction": p.label or ""}
@@ -251,7 +277,8 @@ class Predictor:
                 row[f"p_{name}"] = (
                     "" if p.posteriors is None else round(float(p.posteriors[k]), 6)
                 )
-            row.update(num_segments=p.num_segments, error=p.error or "")
+            speech = {None: "", True: "yes", False: "no"}[p.speech_found]
+            row.update(speech=speech, num_segments=p.num_segments, error=p.error or "")
             rows.append(row)
         return rows
 
@@ -340,6 +367,7 @@ def _predict_files(argv) -> int:
     predictions = predictor.predict(files, gender=args.gender) + failed
     rows = predictor.rows(predictions)
     header = ["path", "prediction", *(f"p_{k}" for k in predictor.labels)]
+    header += ["speech", "num_segments"]
     print("\t".join(header))
     for p, row in zip(predictions, rows):
         if p.error:
@@ -352,9 +380,15 @@ def _predict_files(argv) -> int:
             w.writeheader()
             w.writerows(rows)
     bad = sum(p.error is not None for p in predictions)
+    silent = sum(p.speech_found is False for p in predictions)
     print(
         f"{len(predictions) - bad} of {len(predictions)} files predicted"
         + (f", {bad} failed" if bad else "")
+        + (
+            f", {silent} with no speech found ({predictor.speech_check})"
+            if silent
+            else ""
+        )
         + f" ({predictor.checkpoint['kind']} checkpoint, step "
         f"{predictor.checkpoint['step']}, {predictor.checkpoint['run']})",
         file=sys.stderr,
@@ -363,5 +397,7 @@ def _predict_files(argv) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    import logging as std_logging
+
+    std_logging.basicConfig(level=std_logging.INFO, format="%(levelname)s %(message)s")
     sys.exit(main())

@@ -11,7 +11,9 @@ validation selection metric (`train.selection_metric`) of every fold x seed
 from their fold_result.json, the learning
 rate from the TensorBoard logs when logged), `folds.png` (per fold / seed
 UAR bars, protocol runs only) and `report.md` linking them with the results
-table.
+table and, per reported split, how many of its utterances the front-end found
+no speech in (results.json `corpus.no_speech`, decided at feature extraction
+by `corpus.speech_check`: VAD, else the energy floor; they are scored whole).
 
 `--attention` draws what the model sows into the 'intermediates' collection
 for one utterance (a corpus utterance id, or any audio file run through the
@@ -229,8 +231,58 @@ def summary_tables(summary: dict) -> list[str]:
     return lines
 
 
-def markdown(workdir: str, results: dict, images: dict[str, str]) -> str:
-    """report.md: the results table with links to the images."""
+def no_speech_line(results: dict, predictions: list[dict] | None) -> str:
+    """The report's line on utterances with no speech found.
+
+    Reuses what feature extraction recorded (results.json `corpus`:
+    `no_speech` ids and `speech_check`; older runs only the count
+    `vad_no_speech`). Per split of `results["splits"]` it counts those among
+    the split's utterances in `predictions` (predictions.csv rows of the
+    first seed, as the pooled splits are); '' when nothing was recorded.
+    """
+    corpus = results["corpus"]
+    if "no_speech" not in corpus:
+        if "vad_no_speech" not in corpus:
+            return ""
+        return (
+            f"No speech found by VAD in {corpus['vad_no_speech']} of the run's "
+            "utterances (kept whole and scored)."
+        )
+    silent = set(corpus["no_speech"])
+    if predictions is None:
+        counts = f"{len(silent)} of the run's utterances"
+    else:
+        seed, per_split = str(results["config"]["seed"]), []
+        for name in results["splits"]:
+            ids = {
+                r["utterance_id"]
+                for r in predictions
+                if r["split"] == name and r["seed"] == seed
+            }
+            per_split.append(f"{name} {len(ids & silent)} of {len(ids)}")
+        counts = ", ".join(per_split) + " utterances"
+    text = (
+        f"No speech found ({corpus['speech_check']}; such utterances are kept "
+        f"whole and scored): {counts}."
+    )
+    if silent:
+        shown = sorted(silent)[:10]
+        text += " " + ", ".join(f"`{u}`" for u in shown)
+        text += " ..." if len(silent) > len(shown) else ""
+    return text
+
+
+def markdown(
+    workdir: str,
+    results: dict,
+    images: dict[str, str],
+    predictions: list[dict] | None = None,
+) -> str:
+    """report.md: the results table with links to the images.
+
+    Args:
+      predictions: predictions.csv rows, for the per-split no-speech counts.
+    """
     model, corpus = results["model"], results["corpus"]
     lines = [
         f"# Run report: `{os.path.abspath(workdir)}`",
@@ -256,6 +308,8 @@ def markdown(workdir: str, results: dict, images: dict[str, str]) -> str:
             f"| {_pct(rep.get('icbhi_score'))} | {_pct(rep.get('baseline_uar'))} "
             f"| {rep.get('n_skipped', 0)} |"
         )
+    if line := no_speech_line(results, predictions):
+        lines += ["", line]
     if "summary" in results:
         lines += ["", *summary_tables(results["summary"])]
     for title, key in (("Per fold / seed", "folds"), ("Training curves", "curves")):
@@ -311,7 +365,7 @@ def write_report(workdir: str) -> dict[str, str]:
     rel = {k: os.path.basename(v) for k, v in images.items()}
     md = os.path.join(out, "report.md")
     with open(md, "w") as f:
-        f.write(markdown(workdir, results, rel))
+        f.write(markdown(workdir, results, rel, rundir.read_predictions(workdir)))
     return {**images, "report": md}
 
 

@@ -2,7 +2,9 @@
 
 `results.json` schema (stable):
   {"config": {...}, "model": {"name", "num_params"},
-   "corpus": {"name", "root", "labels", "counts", "excluded", "warnings"},
+   "corpus": {"name", "root", "labels", "counts", "excluded", "warnings",
+              "unreadable", "vad_no_speech" (count), "no_speech" (ids),
+              "speech_check"},
    "selection": {"metric", "validation"} (how checkpoints were chosen),
    "splits": {"<split>": {"uar", "wa", "f1_macro", "n_utterances", "labels",
               "confusion_matrix", "per_class_recall", "n_skipped", and where
@@ -130,7 +132,11 @@ def protocol_results(
             "excluded_reasons": _count_reasons(corpus.excluded),
             "warnings": corpus.warnings,
             "unreadable": store.failed,
+            # Utterances with no speech found (kept whole) and by what check
+            # (`pipeline.speech_check`: VAD, else the energy floor).
             "vad_no_speech": len(store.no_speech),
+            "no_speech": list(store.no_speech),
+            "speech_check": store.speech_check,
         },
     }
     results["selection"] = {

@@ -94,7 +94,13 @@ def test_api_and_cli_reproduce_the_runs_test_posteriors(demo, tmp_path, capsys):
     assert status == 1
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
-    assert lines[0].split("\t") == ["path", "prediction", *(f"p_{k}" for k in labels)]
+    assert lines[0].split("\t") == [
+        "path",
+        "prediction",
+        *(f"p_{k}" for k in labels),
+        "speech",
+        "num_segments",
+    ]
     by_path = {line.split("\t")[0]: line.split("\t")[1:] for line in lines[1:]}
     assert len(by_path) == 7
     for path, r in zip(paths, rows):

@@ -247,7 +247,13 @@ def test_cli_of_the_wheel_matches_the_editable_api(installed, demo, tmp_path):
     assert all(p.error is None for p in expected)
 
     lines = proc.stdout.strip().splitlines()
-    assert lines[0].split("\t") == ["path", "prediction", *(f"p_{k}" for k in labels)]
+    assert lines[0].split("\t") == [
+        "path",
+        "prediction",
+        *(f"p_{k}" for k in labels),
+        "speech",
+        "num_segments",
+    ]
     assert [line.split("\t")[0] for line in lines[1:]] == files
     assert f"{len(files)} of {len(files)} files predicted" in proc.stderr
     with open(out_csv) as f:

@@ -1,4 +1,5 @@
-"""Leading/trailing silence trimming with webrtcvad (card C0, seed 000)."""
+"""Does a signal hold speech: webrtcvad trimming (card C0, seed 000), and the
+energy floor of front-ends without VAD."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ import webrtcvad
 # Rates webrtcvad accepts; other rates are resampled to 16 kHz for the decision.
 VAD_RATES = (8000, 16000, 32000, 48000)
 _DECISION_RATE = 16000
+
+# The no-speech check of a front-end without VAD (`above_energy_floor`): a
+# signal holds something to classify when one frame of `ENERGY_FRAME_MS`
+# reaches `ENERGY_FLOOR_DBFS`, its RMS relative to full scale 1.0 (a
+# full-scale sine is -3 dBFS). Speech peaks at -40 .. -5 dBFS in any usable
+# recording (EmoDB: -23 .. -4 dBFS, its room noise about -50 dBFS); digital
+# silence, a muted input or hiss under -60 dBFS stays below. Louder noise
+# passes: this is a level check, not a speech detector.
+ENERGY_FLOOR_DBFS = -60.0
+ENERGY_FRAME_MS = 30
 
 
 def speech_frames(
@@ -103,3 +114,32 @@ def vad_trim(
         end_sample = min(signal.size, int(np.ceil(end_s * sample_rate)))
     begin_sample = min(int(np.floor(begin_s * sample_rate)), end_sample - 1)
     return signal[begin_sample:end_sample], True
+
+
+def above_energy_floor(
+    signal: np.ndarray,
+    sample_rate: int,
+    *,
+    floor_dbfs: float = ENERGY_FLOOR_DBFS,
+    frame_ms: int = ENERGY_FRAME_MS,
+) -> bool:
+    """Whether any frame of a signal reaches the energy floor.
+
+    Args:
+      signal: [N] float waveform, full scale 1.0.
+      sample_rate: its rate in Hz.
+      floor_dbfs: frame RMS floor in dB relative to full scale.
+      frame_ms: non-overlapping frame length; a signal shorter than one frame
+        is one frame, a trailing partial frame is its own frame.
+
+    Returns:
+      False for an empty signal or one whose every frame has RMS below
+      `floor_dbfs` (digital silence: RMS 0, -inf dBFS).
+    """
+    x = np.asarray(signal, np.float64)
+    if x.size == 0:
+        return False
+    frame = max(1, sample_rate * frame_ms // 1000)
+    starts = np.arange(0, x.size, frame)
+    power = np.add.reduceat(x * x, starts) / np.diff(np.append(starts, x.size))
+    return bool(power.max() >= 10.0 ** (floor_dbfs / 10.0))

@@ -57,15 +57,15 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
       data_cfg: `config.data`.
 
     Returns:
-      (signal [num_samples] float32 at `data_cfg.sample_rate`, speech_found);
-      speech_found is True when VAD is off.
+      (signal [num_samples] float32 at `data_cfg.sample_rate`, speech_found):
+      `speech_check(data_cfg)` decides speech_found, on the decoded signal
+      before band-pass and waveform normalisation.
 
     Raises:
       io.AudioError: naming the file, for unreadable or invalid audio.
     """
     rate = data_cfg.sample_rate
     signal = io.load_audio(example.path, rate, start=example.start, end=example.end)
-    speech_found = True
     if data_cfg.vad.enabled:
         signal, speech_found = vad.vad_trim(
             signal,
@@ -73,6 +73,8 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
             aggressiveness=data_cfg.vad.aggressiveness,
             frame_ms=data_cfg.vad.frame_ms,
         )
+    else:
+        speech_found = vad.above_energy_floor(signal, rate)
     if data_cfg.bandpass.enabled:
         signal = filters.bandpass(
             signal,
@@ -84,6 +86,14 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
     # Last: the statistics are those of the (trimmed, filtered) speech.
     signal = io.normalise_waveform(signal, data_cfg.waveform_norm)
     return np.asarray(signal, np.float32), speech_found
+
+
+def speech_check(data_cfg) -> str:
+    """How `decode_example` decides that a file holds no speech: webrtcvad
+    when the front-end trims with it, else `vad.above_energy_floor`."""
+    if data_cfg.vad.enabled:
+        return f"webrtcvad mode {data_cfg.vad.aggressiveness}"
+    return f"energy floor {vad.ENERGY_FLOOR_DBFS:g} dBFS"
 
 
 def frontend_fingerprint(data_cfg) -> str:
@@ -122,7 +132,8 @@ class FeatureStore:
       offsets: [len(ids) + 1] frame offsets into `frames`.
       frames: [total_frames, F, C] float32 features (not normalised).
       failed: {utterance id: error message} for examples that could not be read.
-      no_speech: utterance ids where VAD found no speech (kept whole, C0).
+      no_speech: utterance ids with no speech found (kept whole, C0).
+      speech_check: what decided `no_speech` (`speech_check`).
     """
 
     ids: list[str]
@@ -130,6 +141,7 @@ class FeatureStore:
     frames: np.ndarray
     failed: dict[str, str]
     no_speech: list[str]
+    speech_check: str = ""
 
     def __post_init__(self):
         self._index = {u: i for i, u in enumerate(self.ids)}
@@ -154,6 +166,7 @@ class FeatureStore:
                         "ids": self.ids,
                         "failed": self.failed,
                         "no_speech": self.no_speech,
+                        "speech_check": self.speech_check,
                     }
                 ).encode(),
                 np.uint8,
@@ -171,6 +184,7 @@ class FeatureStore:
                 frames=z["frames"],
                 failed=meta["failed"],
                 no_speech=meta["no_speech"],
+                speech_check=meta.get("speech_check", ""),  # Older caches: none.
             )
 
     @classmethod
@@ -192,8 +206,20 @@ class FeatureStore:
             key = f"{frontend_fingerprint(data_cfg)}_{_examples_fingerprint(examples)}"
             cache_path = os.path.join(cache_dir, f"features_{key}.npz")
             if os.path.exists(cache_path):
-                logging.info("Features: cache hit %s", cache_path)
-                return cls.load(cache_path)
+                cached = cls.load(cache_path)
+                # A cache from before the check records none: right for VAD
+                # (the same decision), stale for the energy floor.
+                valid = {speech_check(data_cfg), "" if data_cfg.vad.enabled else None}
+                if cached.speech_check in valid:
+                    cached.speech_check = speech_check(data_cfg)
+                    logging.info("Features: cache hit %s", cache_path)
+                    return cached
+                logging.info(
+                    "Features: %s records speech check %r, not %r: recomputing",
+                    cache_path,
+                    cached.speech_check,
+                    speech_check(data_cfg),
+                )
         spec = features_lib.FeatureSpec.from_config(
             data_cfg.features, data_cfg.sample_rate
         )
@@ -228,16 +254,17 @@ class FeatureStore:
             if feats
             else np.zeros((0, spec.num_bins, spec.num_channels), np.float32)
         )
-        store = cls(ids, offsets, frames, failed, no_speech)
+        store = cls(ids, offsets, frames, failed, no_speech, speech_check(data_cfg))
         logging.info(
             "Features: %d examples -> %d frames of %s in %.1fs (%d unreadable, "
-            "%d with no speech found by VAD)",
+            "%d with no speech found by %s)",
             len(ids),
             frames.shape[0],
             frames.shape[1:],
             time.time() - t0,
             len(failed),
             len(no_speech),
+            store.speech_check,
         )
         if cache_path:
             os.makedirs(cache_dir, exist_ok=True)
