@@ -1,7 +1,7 @@
 """Train-step compile and run time of SACRNN versus the ConvLSTM iterations T_s.
 
     python benchmarks/convlstm_scan.py --out results/convlstm_scan.json \
-        [--iterations 2 4 8 16] [--batch 8] [--convlstm-features 128] [--steps 3]
+        [--iterations 2 4 8 16] [--batch 8] [--convlstm-features 128] [--steps 3] [--dtype float32]
 
 The attentive ConvLSTM (card C1) runs its T_s iterations in one
 `jax.lax.scan`, so the traced program, and with it the XLA compile time, must
@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import jax.numpy as jnp  # noqa: E402
 from _common import (  # noqa: E402
     machine_info,
     measure_train_step,
@@ -49,6 +50,7 @@ def measure(iterations: int, args) -> dict:
         NUM_CLASSES,
         convlstm_iterations=iterations,
         convlstm_features=args.convlstm_features,
+        dtype=jnp.dtype(args.dtype),
     )
     tx = state_lib.make_optimizer(default.get_config().train)
     m = measure_train_step(
@@ -64,6 +66,8 @@ def measure(iterations: int, args) -> dict:
         "step_s": m["step_s"],
         "runs": m["step_runs_s"],
         "num_params": m["num_params"],
+        "flops_per_example": m["flops_per_example"],
+        "xla_flops_per_example": m["xla_flops_per_example"],
     }
 
 
@@ -79,6 +83,12 @@ def main(argv=None) -> dict:
         help="ConvLSTM width; 128 = the default SACRNN, less = reduced width.",
     )
     parser.add_argument("--steps", type=int, default=3, help="Timed steps per T_s.")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="model.dtype",
+    )
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()
@@ -99,12 +109,17 @@ def main(argv=None) -> dict:
             [round(s, 4) for s in results[t]["runs"]] for t in args.iterations
         ],
         "num_params": [results[t]["num_params"] for t in args.iterations],
+        "flops_per_example": [results[t]["flops_per_example"] for t in args.iterations],
+        "xla_flops_per_example": [
+            results[t]["xla_flops_per_example"] for t in args.iterations
+        ],
         "model": {
             "name": "sacrnn",
             "input_shape": [args.batch, TIME, FREQ, CHANNELS],
             "num_classes": NUM_CLASSES,
             "convlstm_features": args.convlstm_features,
             "default_width": args.convlstm_features == 128,
+            "dtype": args.dtype,
             "optimizer": "nadam (configs/default.py train)",
             "timed_steps": args.steps,
             "warmup_steps": 1,

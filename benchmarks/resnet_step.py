@@ -2,7 +2,7 @@
 
     python benchmarks/resnet_step.py --out benchmarks/results/resnet_step_cpu.json \
         [--variants none se spatial se_spatial component] [--batch 32] [--steps 3] \
-        [--widths 64 128 256 512]
+        [--widths 64 128 256 512] [--dtype float32|bfloat16]
 
 For each `model.attention` variant this builds the engine's own train step
 (`jaxpara.state.make_optimizer` with configs/icbhi_resnet18.py's Adam,
@@ -13,7 +13,9 @@ shardings and a donated state) for ResNet-18 on a [batch, 63, 201, 1] batch
 * compile_s: wall time of `jax.jit(...).lower(...).compile()`;
 * step_s: mean wall time of `--steps` steps after one warm-up step
   (`block_until_ready` on the new state), every timed step in step_runs_s;
-* examples_per_s: batch / step_s.
+* examples_per_s: batch / step_s;
+* flops_per_example (dots and convolutions of the step's jaxpr) and
+  xla_flops_per_example (XLA cost_analysis), for MFU.
 
 `--widths` below 64 128 256 512 is a reduced width for slow machines; the JSON
 records the widths used and whether they are the default model's.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import jax.numpy as jnp  # noqa: E402
 from _common import (  # noqa: E402
     machine_info,
     measure_train_step,
@@ -46,7 +49,10 @@ DEFAULT_WIDTHS = (64, 128, 256, 512)
 def measure(attention: str, args) -> dict:
     """Compile time, mean step time and examples/s of one ResNet train step."""
     model = ResNet(
-        NUM_CLASSES, attention=attention, resnet_stage_features=tuple(args.widths)
+        NUM_CLASSES,
+        attention=attention,
+        resnet_stage_features=tuple(args.widths),
+        dtype=jnp.dtype(args.dtype),
     )
     tx = state_lib.make_optimizer(icbhi_resnet18.get_config(attention).train)
     return measure_train_step(
@@ -67,6 +73,12 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="Timed steps each.")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="model.dtype",
+    )
     parser.add_argument(
         "--widths",
         type=int,
@@ -94,6 +106,7 @@ def main(argv=None) -> dict:
             "input_shape": [args.batch, TIME, FREQ, CHANNELS],
             "num_classes": NUM_CLASSES,
             "stage_features": list(args.widths),
+            "dtype": args.dtype,
             "default_width": tuple(args.widths) == DEFAULT_WIDTHS,
             "optimizer": "adam lr 1e-3 (configs/icbhi_resnet18.py train)",
             "timed_steps": args.steps,
