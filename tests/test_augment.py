@@ -4,7 +4,6 @@ import dataclasses
 import functools
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +16,7 @@ from jaxpara import state as state_lib
 from jaxpara.audio import features
 from jaxpara.audio.stats import NormStats
 from jaxpara.errors import ConfigError
+from tests import fake_models
 
 ALL_ON = augment.Augment(
     time_masks=2,
@@ -236,15 +236,7 @@ def test_vmapped_seeds_draw_their_own_augmentation():
 
 
 # ---------------------------------------------------------- the train step
-class _Linear(nn.Module):
-    num_classes: int = 3
-    dropout: float = 0.5
-
-    @nn.compact
-    def __call__(self, inputs, frames=None, gender=None, *, train: bool):
-        x = inputs.mean(axis=(1, 2))  # [B, C]
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)
+_Linear = fake_models.Linear
 
 
 def _reference_step(state, batch, rng, *, model, tx, weights):

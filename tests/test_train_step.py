@@ -12,19 +12,9 @@ import pytest
 from configs import default
 from jaxpara import sharding, train
 from jaxpara import state as state_lib
+from tests import fake_models
 
-
-class _Linear(nn.Module):
-    """A fake model with the engine's call signature: mean-pooled linear logits."""
-
-    num_classes: int = 3
-    dropout: float = 0.5
-
-    @nn.compact
-    def __call__(self, inputs, frames=None, gender=None, *, train: bool):
-        x = inputs.mean(axis=(1, 2))  # [B, C]
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)
+_Linear = fake_models.Linear
 
 
 def _train_cfg(**kw):
