@@ -352,6 +352,45 @@ def patched(variant: str):
                 return getattr(jax.lax, attr)
 
         patch(flax_linear, "lax", _LaxConv())
+    elif name == "conv_chunked_dkernel":
+        import flax.linen.linear as flax_linear
+
+        from jaxpara.models import conv as conv_lib
+
+        class _LaxConv2:
+            conv_general_dilated = staticmethod(conv_lib.conv_general_dilated)
+
+            def __getattr__(self, attr):
+                return getattr(jax.lax, attr)
+
+        patch(flax_linear, "lax", _LaxConv2())
+    elif name == "pool_reshape":
+        from jaxpara.models import layers
+
+        def max_pool(x, window, strides=None, padding="VALID"):
+            """Window = stride max pool as pad (-inf) + reshape + max."""
+            window = tuple(window)
+            if tuple(strides or window) != window:
+                return nn_max_pool(x, window, strides, padding)
+            pads = [(0, 0)] + [(0, -n % w) for n, w in zip(x.shape[1:-1], window)]
+            x = jnp.pad(x, pads + [(0, 0)], constant_values=-jnp.inf)
+            shape = [x.shape[0]]
+            for n, w in zip(x.shape[1:-1], window):
+                shape += [n // w, w]
+            x = x.reshape(*shape, x.shape[-1])
+            return x.max(axis=tuple(range(2, 2 * len(window) + 1, 2)))
+
+        import flax.linen as flax_nn
+
+        nn_max_pool = flax_nn.max_pool
+
+        class _Nn:
+            def __getattr__(self, attr):
+                return getattr(flax_nn, attr)
+
+        proxy = _Nn()
+        proxy.max_pool = max_pool
+        patch(layers, "nn", proxy)
     elif name not in ("base", "vmap_seeds"):
         raise ValueError(f"unknown variant {variant!r}")
     try:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpara.models.attention import zero_padding
+from jaxpara.models.conv import Conv
 
 
 def masked_conv_bn(
@@ -32,7 +33,7 @@ def masked_conv_bn(
     train: bool,
     relu: bool = True,
 ) -> jax.Array:
-    """conv `conv{index}` (no bias: BN follows) -> BatchNorm `bn{index}` [-> ReLU].
+    """conv `conv{index}` (no bias: BN follows; `conv.Conv`) -> BatchNorm `bn{index}` [-> ReLU].
 
     Built inside `module`'s compact scope with its `kernel_size` (time, freq)
     and `dtype` (compute dtype; weights and BN statistics stay float32).
@@ -52,7 +53,7 @@ def masked_conv_bn(
     Returns:
         [batch, time, freq, features].
     """
-    x = nn.Conv(
+    x = Conv(
         features,
         tuple(module.kernel_size),
         use_bias=False,

@@ -5,7 +5,8 @@ BasicBlocks (64, 128, 256, 512 channels, 2 blocks each, stride 1, 2, 2, 2) ->
 global average pool over [time', freq'] -> Dense(num_classes). The stem is
 '7x7' (conv 7x7 / 2, BN, ReLU, max-pool 3x3 / 2; the standard one) or '3x3'
 (conv 3x3 / 1, BN, ReLU, no pooling; for small inputs). Convolutions have no
-bias, padding follows torchvision (k // 2 on both sides), a shape-changing
+bias (`conv.Conv`: nn.Conv with a fast CPU kernel gradient), padding follows
+torchvision (k // 2 on both sides), a shape-changing
 shortcut is conv 1x1 / s + BN, and BatchNorm keeps scale + bias in 'params'
 and its running mean / variance in 'batch_stats'. With 3 input channels and
 1000 classes the parameter count is torchvision's 11,689,512.
@@ -43,6 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpara.models.base import Classifier
+from jaxpara.models.conv import Conv
 from jaxpara.models.layers import classifier_head
 
 Dtype = Any
@@ -113,7 +115,7 @@ class Conv1x1Gate(nn.Module):
         """Args: features [batch, time, freq, C]. Returns: float32 gates in (0,
         1), [batch, time, freq] ([batch, time, freq, C] with `per_channel`)."""
         channels = features.shape[-1] if self.per_channel else 1
-        score = nn.Conv(channels, (1, 1), dtype=self.dtype, name="conv")(features)
+        score = Conv(channels, (1, 1), dtype=self.dtype, name="conv")(features)
         gate = nn.sigmoid(score.astype(jnp.float32))
         return gate if self.per_channel else gate[..., 0]
 
@@ -191,7 +193,7 @@ class BasicBlock(nn.Module):
     def __call__(self, inputs: jax.Array, *, train: bool) -> jax.Array:
         """[batch, time, freq, C_in] -> [batch, time / s, freq / s, features]."""
         conv = functools.partial(
-            nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init
+            Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init
         )
         strides = (self.strides, self.strides)
         branch = conv(self.features, (3, 3), strides, padding=_pad(3), name="conv1")(
@@ -278,7 +280,7 @@ class ResNet(Classifier):
         x = inputs.astype(self.dtype)
         stem_kernel = 7 if self.resnet_stem == "7x7" else 3
         stem_strides = (2, 2) if self.resnet_stem == "7x7" else (1, 1)
-        x = nn.Conv(
+        x = Conv(
             self.resnet_stage_features[0],
             (stem_kernel, stem_kernel),
             stem_strides,

@@ -1,0 +1,195 @@
+"""2-D convolution with a fast kernel gradient on XLA:CPU (issue 15).
+
+`conv_general_dilated` is `lax.conv_general_dilated` with the same forward
+pass and input gradient, and, for the plain case of the models (NHWC / HWIO,
+any strides s, no dilation, no groups) on the CPU backend, a different way to
+compute the kernel gradient:
+
+    dK[i, j] = sum_{b, h, w} x_pad[b, s h + i, s w + j, :]^T g[b, h, w, :]
+
+as kh * kw 2-D matmuls [C_in, N] x [N, C_out] (N = batch x height x width),
+accumulated over chunks of the batch in a `lax.scan` so that a chunk's input
+and output gradient stay in cache while its kh * kw products are taken.
+XLA:CPU lowers the kernel gradient to a "backward filter" convolution whose
+window is the whole feature map; at the models' shapes that is 4-7x slower
+than their forward convolution (benchmarks/profile_cpu.py ops, README
+"Benchmarks"). The sum is the same; only the order of the float32
+additions differs (relative difference ~1e-5, tests/models/test_conv.py).
+
+Every other case (dilation, groups, other layouts, other backends:
+cuDNN's kernel gradient is fast) is `lax.conv_general_dilated` unchanged.
+Models pass the function to `flax.linen.Conv(conv_general_dilated=...)`, so
+the parameters and their tree are those of a plain `nn.Conv`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+# Bytes of input + output gradient per chunk of the kernel-gradient scan.
+CHUNK_BYTES = 4 << 20
+
+
+def _is_plain(lhs, rhs, dimension_numbers) -> bool:
+    if dimension_numbers is None or lhs.ndim != 4:
+        return False
+    if tuple(dimension_numbers) == _NHWC:
+        return True
+    return isinstance(
+        dimension_numbers, lax.ConvDimensionNumbers
+    ) and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+
+
+def chunk_size(batch: int, per_example_bytes: int) -> int:
+    """The largest divisor of `batch` whose chunk fits `CHUNK_BYTES` (>= 1)."""
+    best = 1
+    for c in range(1, batch + 1):
+        if batch % c == 0 and c * per_example_bytes <= CHUNK_BYTES:
+            best = c
+    return best
+
+
+def kernel_gradient(x, g, kernel_shape, strides, padding):
+    """dK of an NHWC / HWIO convolution as shifted matmuls.
+
+    Args:
+        x: [B, H, W, C_in] the convolution's input.
+        g: [B, H', W', C_out] the gradient of its output.
+        kernel_shape: (kh, kw, C_in, C_out).
+        strides: (s_h, s_w).
+        padding: ((top, bottom), (left, right)) explicit padding.
+
+    Returns:
+        [kh, kw, C_in, C_out] float32.
+    """
+    kh, kw, cin, cout = kernel_shape
+    # XLA:CPU has no bf16 x bf16 -> f32 dot: low-precision operands go up.
+    x, g = x.astype(jnp.float32), g.astype(jnp.float32)
+    batch, ho, wo = g.shape[:3]
+    (pt, pb), (pl, pr) = padding
+    sh, sw = strides
+    per_example = (x[0].size + g[0].size) * 4
+    c = chunk_size(batch, per_example)
+
+    def chunk_grad(xc, gc):
+        xp = jnp.pad(xc, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        gf = gc.reshape(-1, cout)
+        rows = []
+        for i in range(kh):
+            for j in range(kw):
+                xs = xp[
+                    :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw
+                ].reshape(-1, cin)
+                rows.append(
+                    lax.dot_general(
+                        xs,
+                        gf,
+                        (((0,), (0,)), ((), ())),
+                        preferred_element_type=jnp.float32,
+                    )
+                )
+        return jnp.stack(rows).reshape(kh, kw, cin, cout)
+
+    if c == batch:
+        return chunk_grad(x, g)
+    xs = x.reshape(batch // c, c, *x.shape[1:])
+    gs = g.reshape(batch // c, c, *g.shape[1:])
+
+    def body(acc, xg):
+        return acc + chunk_grad(*xg), None
+
+    zero = jnp.zeros(kernel_shape, jnp.float32)
+    return lax.scan(body, zero, (xs, gs))[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv(x, k, strides, padding, precision, preferred_element_type):
+    return lax.conv_general_dilated(
+        x,
+        k,
+        strides,
+        padding,
+        dimension_numbers=_NHWC,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+
+
+def _conv_fwd(x, k, strides, padding, precision, preferred_element_type):
+    out = _conv(x, k, strides, padding, precision, preferred_element_type)
+    return out, (x, k)
+
+
+def _conv_bwd(strides, padding, precision, preferred_element_type, residuals, g):
+    x, k = residuals
+    _, input_vjp = jax.vjp(
+        lambda x: lax.conv_general_dilated(
+            x,
+            k,
+            strides,
+            padding,
+            dimension_numbers=_NHWC,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        ),
+        x,
+    )
+    (dx,) = input_vjp(g)
+    dk = kernel_gradient(x, g, k.shape, strides, padding)
+    return dx, dk.astype(k.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    batch_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+):
+    """`lax.conv_general_dilated`, with `kernel_gradient` for the plain CPU case
+    (module docstring); same arguments, same forward values."""
+    plain = (
+        jax.default_backend() == "cpu"
+        and _is_plain(lhs, rhs, dimension_numbers)
+        and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+        and feature_group_count == 1
+        and batch_group_count == 1
+    )
+    if not plain:
+        return lax.conv_general_dilated(
+            lhs,
+            rhs,
+            window_strides,
+            padding,
+            lhs_dilation,
+            rhs_dilation,
+            dimension_numbers,
+            feature_group_count,
+            batch_group_count,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+    strides = tuple(int(s) for s in window_strides)
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+    return _conv(lhs, rhs, strides, padding, precision, preferred_element_type)
+
+
+# `nn.Conv` with `conv_general_dilated`: the models' convolution layer.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
