@@ -8,7 +8,11 @@ the package, so that an installed wheel can rebuild a trained run's config.
 Variant modifiers: a paper config's argument is `variant[,option...]`
 (`parse_variant`); every paper config knows the option `aug`, which turns on
 the card's augmentation preset (`augment`): `--config=configs/x.py:fusion,aug`.
+`+` separates options too (`fusion+aug`), so that a sweep axis can list them:
+`--grid=variant=fusion,fusion+aug`.
 """
+
+import re
 
 from jaxpara.config_schema import check_variant, get_config
 
@@ -40,7 +44,8 @@ _PRESET_OF_CORPUS = {
 
 
 def parse_variant(config_file: str, arg: str, variants, options=()):
-    """Splits a paper config's `variant[,option...]` argument and checks both.
+    """Splits a paper config's `variant[,option...]` (or `variant[+option...]`)
+    argument and checks both.
 
     Args:
       config_file: the config's path, for the error message.
@@ -54,7 +59,7 @@ def parse_variant(config_file: str, arg: str, variants, options=()):
     Raises:
       ValueError: an unknown variant or option, naming the file.
     """
-    variant, *given = arg.split(",")
+    variant, *given = re.split("[,+]", arg)
     check_variant(config_file, variant, variants)
     known = ("aug", *options)
     for option in given:

@@ -409,6 +409,8 @@ def test_every_paper_configs_aug_variant_passes_the_schema_check(name, arg, pres
     assert built.noise == (preset == "health")
     assert set(aug.to_dict()) == set(default.get_config().to_dict())
     assert plain.to_dict() | {"augment": {}} == aug.to_dict() | {"augment": {}}
+    # `+` separates options too (a sweep axis lists `variant=v,v+aug`).
+    assert module.get_config(arg.replace(",", "+")).to_dict() == aug.to_dict()
     with pytest.raises(ValueError, match="unknown option 'agu'"):
         module.get_config(arg.replace(",aug", ",agu"))
 
