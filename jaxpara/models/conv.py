@@ -108,17 +108,55 @@ def kernel_gradient(x, g, kernel_shape, strides, padding):
     return lax.scan(body, zero, (xs, gs))[0]
 
 
+def _per_kernel(fn):
+    """`fn(a, k)` (a batch-leading, e.g. an input or an output gradient; k a
+    kernel) whose `vmap` is not XLA's: with only `a` mapped the mapped axis is
+    folded into the batch (one convolution), with `k` mapped (the engine's
+    vmapped seeds, one kernel per seed) `fn` runs once per kernel. XLA lowers a
+    mapped kernel to a grouped convolution, which XLA:CPU runs 4-6x slower per
+    seed than the plain one (benchmarks/profile_cpu.py, README "Benchmarks")."""
+    mapped = jax.custom_batching.custom_vmap(fn)
+
+    @mapped.def_vmap
+    def rule(axis_size, in_batched, a, k):
+        a_mapped, k_mapped = in_batched
+        # `mapped`, not `fn`: an enclosing vmap goes through this rule too.
+        if not k_mapped:
+            out = mapped(a.reshape(-1, *a.shape[2:]), k)
+            return out.reshape(axis_size, -1, *out.shape[1:]), True
+        outs = [mapped(a[s] if a_mapped else a, k[s]) for s in range(axis_size)]
+        return jnp.stack(outs), True
+
+    return mapped
+
+
+@functools.lru_cache(maxsize=None)
+def _ops(strides, padding, precision, preferred_element_type, in_hw):
+    """(forward(x, k), input_gradient(g, k)) of one convolution's settings."""
+
+    def forward(x, k):
+        return lax.conv_general_dilated(
+            x,
+            k,
+            strides,
+            padding,
+            dimension_numbers=_NHWC,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+
+    def input_gradient(g, k):
+        x = jax.ShapeDtypeStruct((g.shape[0], *in_hw, k.shape[2]), k.dtype)
+        (dx,) = jax.linear_transpose(lambda x: forward(x, k), x)(g.astype(k.dtype))
+        return dx
+
+    return _per_kernel(forward), _per_kernel(input_gradient)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _conv(x, k, strides, padding, precision, preferred_element_type):
-    return lax.conv_general_dilated(
-        x,
-        k,
-        strides,
-        padding,
-        dimension_numbers=_NHWC,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-    )
+    forward, _ = _ops(strides, padding, precision, preferred_element_type, x.shape[1:3])
+    return forward(x, k)
 
 
 def _conv_fwd(x, k, strides, padding, precision, preferred_element_type):
@@ -128,19 +166,10 @@ def _conv_fwd(x, k, strides, padding, precision, preferred_element_type):
 
 def _conv_bwd(strides, padding, precision, preferred_element_type, residuals, g):
     x, k = residuals
-    _, input_vjp = jax.vjp(
-        lambda x: lax.conv_general_dilated(
-            x,
-            k,
-            strides,
-            padding,
-            dimension_numbers=_NHWC,
-            precision=precision,
-            preferred_element_type=preferred_element_type,
-        ),
-        x,
+    _, input_gradient = _ops(
+        strides, padding, precision, preferred_element_type, x.shape[1:3]
     )
-    (dx,) = input_vjp(g)
+    dx = input_gradient(g, k).astype(x.dtype)
     dk = kernel_gradient(x, g, k.shape, strides, padding)
     return dx, dk.astype(k.dtype)
 

@@ -90,6 +90,31 @@ def test_chunked_scan_vmap_and_bfloat16():
         conv.CHUNK_BYTES = old
     want = grads(lax.conv_general_dilated, x, k)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+    # vmap: a mapped kernel runs one convolution per kernel (XLA's own rule
+    # makes a grouped conv of a mapped input and kernel), a mapped input only
+    # is folded into the batch; both equal lax's vmap.
+    def seed_grads(fn):
+        return jax.make_jaxpr(jax.vmap(lambda x, k: grads(fn, x, k[None])[0], (0, 0)))(
+            jnp.stack([x, x]), k
+        )
+
+    assert "feature_group_count=2" in str(seed_grads(lax.conv_general_dilated))
+    assert "feature_group_count=2" not in str(seed_grads(conv.conv_general_dilated))
+    xs = jnp.stack([x, 2 * x])
+
+    def outputs(fn, xs, k, in_axes):
+        return jax.vmap(
+            lambda x, k: fn(x, k, (1, 1), "SAME", dimension_numbers=DN), in_axes
+        )(xs, k)
+
+    for args, in_axes in (((xs, k[0]), (0, None)), ((xs, k), (0, 0))):
+        np.testing.assert_allclose(
+            outputs(conv.conv_general_dilated, *args, in_axes),
+            outputs(lax.conv_general_dilated, *args, in_axes),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     xb, kb = x.astype(jnp.bfloat16), k.astype(jnp.bfloat16)
     got = grads(conv.conv_general_dilated, xb, kb)
     assert got.dtype == jnp.bfloat16
