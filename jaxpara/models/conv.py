@@ -130,7 +130,7 @@ def _per_kernel(fn):
     return mapped
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ops(strides, padding, precision, preferred_element_type, in_hw):
     """(forward(x, k), input_gradient(g, k)) of one convolution's settings."""
 
