@@ -36,7 +36,7 @@ from jaxpara.data.types import Corpus, CorpusError, Example
 GENDER_CODE = {"m": 1, "f": 0, "": -1}
 
 
-def _tf():
+def tf_cpu():
     """Imports TensorFlow with every accelerator hidden from it."""
     import tensorflow as tf
 
@@ -425,7 +425,7 @@ def _gather(
 
 def _to_tf_dataset(index_batches: np.ndarray, fn, prefetch: int = 2):
     """tf.data: index batches -> (NumPy gather in a py_function) -> prefetch."""
-    tf = _tf()
+    tf = tf_cpu()
     keys = ("inputs", "label", "utterance_id", "frames", "mask", "gender")
     dtypes = (tf.float32, tf.int32, tf.int32, tf.int32, tf.float32, tf.int32)
 
