@@ -112,6 +112,10 @@ def _add_data(c: ml_collections.ConfigDict) -> None:
     c.data.improvised_only = False  # IEMOCAP: keep improvised dialogues only.
     c.data.on_error = "raise"  # Unreadable training files: raise | skip (counted).
     c.data.cache = True  # Cache extracted features under <workdir>/cache.
+    c.data.source = "memory"  # memory (features in host memory) | records (stream).
+    c.data.records_dir = ""  # TFDS data dir of the records; '' = <workdir>/records.
+    c.data.shuffle_buffer = 1024  # Records: segments in the training shuffle buffer.
+    c.data.read_shards = 0  # Records: reading pipelines (x processes); 0 = processes.
 
     c.data.synthetic = ml_collections.ConfigDict()
     c.data.synthetic.num_speakers = 10  # Emotion corpora: speakers (even: m/f).

@@ -3,9 +3,11 @@
 `Protocol.from_config(config, workdir)` checks the config, reads the corpus
 (or writes its synthetic stand-in, once, on process 0), builds the folds of
 `config.protocol` and extracts the features of every utterance the folds use
-(cached in the workdir). `plan()` is the fold x seed loop: which seeds one
-program trains and where it lives (`jaxpara.rundir`). `fold_data` segments
-one fold's splits. Training (`jaxpara.train`) and the deep-spectrum export
+(cached in the workdir), or, with `data.source='records'`, prepares the
+corpus's TFDS records once (process 0; `data.records_dir`) and opens their
+index (`stream.RecordStore`): the splits then stream from the records.
+`plan()` is the fold x seed loop: which seeds one program trains and where
+it lives (`jaxpara.rundir`). `fold_data` segments one fold's splits. Training (`jaxpara.train`) and the deep-spectrum export
 (`jaxpara.export`) both start here.
 """
 
@@ -23,6 +25,7 @@ from jaxpara.data.types import Corpus, CorpusError, Fold
 from jaxpara.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
+SOURCES = ("memory", "records")  # data.source: FeatureStore | jaxpara.data.stream.
 
 
 def check_config(config) -> None:
@@ -48,6 +51,7 @@ def check_config(config) -> None:
             f"data.waveform_norm={config.data.waveform_norm!r}; expected one of "
             f"{list(io.WAVEFORM_NORMS)}"
         )
+    _check_source(config.data, config.train.batch_size)
     if config.eval.aggregation not in ("vote", "mean", "max"):
         raise ConfigError(
             f"eval.aggregation={config.eval.aggregation!r}; expected vote, mean or max"
@@ -69,6 +73,34 @@ def check_config(config) -> None:
             raise ConfigError(str(err)) from err
 
 
+def read_shards(data_cfg) -> int:
+    """`data.read_shards` resolved: 0 = one reading pipeline per process."""
+    return data_cfg.read_shards or jax.process_count()
+
+
+def _check_source(data_cfg, batch_size: int) -> None:
+    """The `data.source` keys (ConfigError naming the key)."""
+    if data_cfg.source not in SOURCES:
+        raise ConfigError(
+            f"data.source={data_cfg.source!r}; expected one of {list(SOURCES)}"
+        )
+    if not isinstance(data_cfg.records_dir, str):
+        raise ConfigError(f"data.records_dir={data_cfg.records_dir!r}: expected a path")
+    if data_cfg.shuffle_buffer < 1:
+        raise ConfigError(f"data.shuffle_buffer={data_cfg.shuffle_buffer}: need >= 1")
+    shards, processes = data_cfg.read_shards, jax.process_count()
+    if shards < 0 or (shards or processes) % processes:
+        raise ConfigError(
+            f"data.read_shards={shards}: need 0 (one per process) or a multiple "
+            f"of the {processes} processes"
+        )
+    if data_cfg.source == "records" and batch_size % (shards or processes):
+        raise ConfigError(
+            f"data.read_shards={shards or processes}: train.batch_size="
+            f"{batch_size} is not divisible by it"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One trained program of the plan: a fold and the seeds it trains."""
@@ -87,7 +119,7 @@ class Protocol:
     corpus: Corpus
     root: str
     folds: list[Fold]
-    store: pipeline.FeatureStore
+    store: pipeline.FeatureStore  # Or a stream.RecordStore (data.source).
 
     @classmethod
     def from_config(cls, config, workdir: str) -> Protocol:
@@ -106,6 +138,9 @@ class Protocol:
             raise
         except ValueError as err:  # Unknown protocol or fold name.
             raise ConfigError(str(err)) from err
+        if config.data.source == "records":
+            store = _open_records(config, workdir, root)
+            return cls(config, workdir, corpus, root, folds, store)
         needed = {e.utterance_id for f in folds for _, ex in f.items() for e in ex}
         store = pipeline.FeatureStore.build(
             [e for e in corpus.examples if e.utterance_id in needed],
@@ -144,6 +179,24 @@ class Protocol:
         return fold_data(self.config, self.corpus, fold, self.store)
 
 
+def _open_records(config, workdir: str, root: str):
+    """The run's records (a `stream.RecordStore`): prepared once (process 0;
+    the others wait), then opened by every process. Split members missing
+    from them are handled like unreadable files (`data.on_error`)."""
+    import ml_collections
+
+    from jaxpara.data import records, stream  # Heavy imports kept local.
+
+    data_cfg = ml_collections.ConfigDict(config.data.to_dict())
+    data_cfg.root = root  # The corpus copy actually read (synthetic or not).
+    data_dir = config.data.records_dir or os.path.join(workdir, rundir.RECORDS)
+    if jax.process_count() > 1:
+        if jax.process_index() == 0:
+            records.prepare(data_cfg, data_dir)
+        multihost_utils.sync_global_devices("jaxpara: records prepared")
+    return stream.open_records(data_cfg, data_dir, read_shards=read_shards(config.data))
+
+
 def fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, object, int]:
     """A fold's segmented splits, the split training steps draw from, and the
     random-crop length (0 = none).
@@ -152,15 +205,22 @@ def fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, object, 
     has no entry; every other split must have usable utterances.
 
     Returns:
-      ({split name: SplitData}, training SplitData, crop length).
+      ({split name: SplitData}, training SplitData, crop length); from a
+      `stream.RecordStore`, `stream.RecordSplit`s (no features in memory).
     """
     if config.data.on_error not in ON_ERROR:
         raise ConfigError(
             f"data.on_error={config.data.on_error!r}; expected one of {list(ON_ERROR)}"
         )
     skip = config.data.on_error == "skip"
+    build_split = pipeline.build_split
+    if not isinstance(store, pipeline.FeatureStore):
+        from jaxpara.data import stream  # Heavy imports kept local.
+
+        # Records: the same splits from their index, streamed.
+        build_split = stream.build_split
     data = {
-        name: pipeline.build_split(
+        name: build_split(
             name,
             examples,
             corpus,
@@ -177,7 +237,7 @@ def fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, object, 
     # segmented as configured (mode 'first': the crop from frame 0, padded).
     crop = config.data.segment.length if config.data.segment.random_crop else 0
     if crop:
-        train = pipeline.build_split(
+        train = build_split(
             "train",
             fold.train,
             corpus,

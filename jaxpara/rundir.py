@@ -49,6 +49,7 @@ CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 CACHE = "cache"
 DATA = "data"
+RECORDS = "records"  # TFDS records when data.source='records' and records_dir ''.
 REPORT = "report"
 CHECKPOINT_KINDS = ("best", "latest")
 # A sweep (jaxpara.sweep): <sweep dir>/cells/<cell>/ is each cell's workdir

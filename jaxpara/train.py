@@ -303,8 +303,8 @@ class FoldTraining:
         # gives the same parameters on any mesh; dropout (sharded) uses
         # threefry. Each replica gets the same compiled init, so a replica
         # equals the single run of its seed.
-        segments = self.train.segments
-        self.input_shape = (self.crop or segments.shape[1], *segments.shape[2:])
+        shape = self.train.segment_shape  # (L, F, C).
+        self.input_shape = (self.crop or shape[0], *shape[1:])
         keys = [jax.random.key(s, impl="rbg") for s in self.seeds]
         state = state_lib.stack(
             state_lib.create_states(

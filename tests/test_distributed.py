@@ -73,6 +73,63 @@ def test_two_processes_equal_one_process_with_two_devices(corpus_root, tmp_path)
     assert not (two / "process_1").exists()
 
 
+def test_two_processes_from_records_equal_one_process_with_two_pipelines(
+    corpus_root, tmp_path
+):
+    """data.source='records': 2 processes (one reading pipeline each, disjoint
+    shard files) and 1 process with data.read_shards=2 see the same global
+    batches: the same training curve and results."""
+    import re
+
+    from tests.data.test_stream import prepare_sharded
+
+    records_dir = tmp_path / "records"
+    prepare_sharded(tiny_config(corpus_root).data, str(records_dir), num_shards=4)
+    extra = {
+        "train.num_epochs": 1,
+        "train.max_steps": 4,
+        "mesh.data": 2,
+        "eval.baseline": False,
+        "data.source": "records",
+        "data.records_dir": records_dir,
+    }
+    two = tmp_path / "two"
+    env = subprocess_env(devices=1)
+    env["JAXPARA_PORT"] = str(_free_port())
+    cmd = ["bash", "launch/local.sh", "2", *_main_cmd(two, corpus_root, **extra)[3:]]
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    log1 = (
+        (two / "process_1.log").read_text() if (two / "process_1.log").exists() else ""
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + log1[-3000:]
+    read = r"train split, pipeline (\d) of 2 reads (.*)"
+    ((p0, files0),) = re.findall(read, out.stdout + out.stderr)
+    ((p1, files1),) = re.findall(read, log1)
+    assert (p0, p1) == ("0", "1")
+    assert files0.split() and files1.split()
+    assert not set(files0.split()) & set(files1.split())
+
+    one = tmp_path / "one"
+    out = subprocess.run(
+        _main_cmd(one, corpus_root, **extra, **{"data.read_shards": 2}),
+        cwd=REPO,
+        env=subprocess_env(devices=2),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    f1 = json.loads((one / "fold_result.json").read_text())
+    f2 = json.loads((two / "fold_result.json").read_text())
+    losses1 = [x["loss"] for x in f1["train_log"]]
+    losses2 = [x["loss"] for x in f2["train_log"]]
+    assert len(losses1) == len(losses2) == 4
+    np.testing.assert_allclose(losses2, losses1, rtol=1e-5, atol=1e-5)
+    r1 = json.loads((one / "results.json").read_text())
+    r2 = json.loads((two / "results.json").read_text())
+    for split, rep in r1["splits"].items():
+        assert r2["splits"][split]["confusion_matrix"] == rep["confusion_matrix"]
+
+
 @pytest.mark.parametrize("script", LAUNCHERS)
 def test_launchers_are_shellcheck_clean(script):
     shellcheck = shutil.which("shellcheck")

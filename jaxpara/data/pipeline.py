@@ -14,6 +14,10 @@ Stages (STYLE 9: small named steps, each tested on its own):
    (index into `SplitData.utterance_ids`), "frames" [B] int32, "mask" [B]
    float32, "gender" [B] int32 (1 = male, 0 = female, -1 = unknown)}.
 
+With `data.source='records'` the splits come from `jaxpara.data.stream`
+(`RecordSplit`: no features in memory); `train_batches`, `eval_batches`,
+`training_stats` and `steps_per_epoch` dispatch to it and yield the same dicts.
+
 TensorFlow only ever runs on the CPU here; it never sees an accelerator.
 """
 
@@ -148,6 +152,10 @@ class FeatureStore:
 
     def __contains__(self, utterance_id: str) -> bool:
         return utterance_id in self._index
+
+    def why_missing(self, utterance_id: str) -> str:
+        """Why an utterance has no features (`usable_examples`)."""
+        return self.failed.get(utterance_id, "no features computed")
 
     def get(self, utterance_id: str) -> np.ndarray:
         """Features [T, F, C] of one utterance."""
@@ -305,6 +313,53 @@ class SplitData:
     def num_utterances(self) -> int:
         return len(self.utterance_ids)
 
+    @property
+    def segment_shape(self) -> tuple[int, ...]:
+        """(L, F, C) of one segment."""
+        return tuple(self.segments.shape[1:])
+
+
+def usable_examples(
+    name: str, examples: list[Example], store, *, allow_skips: bool
+) -> tuple[list[Example], list[tuple[str, str]]]:
+    """The split members `store` has features of, and the skipped others.
+
+    Args:
+      name: split name (for messages).
+      examples: the split's examples.
+      store: a `FeatureStore` or `stream.RecordStore` (`in`, `why_missing`).
+      allow_skips: whether members without features may be skipped (counted
+        and logged); otherwise the first one raises, naming the file.
+
+    Returns:
+      (usable examples in the given order, [(utterance id, reason)] skipped).
+
+    Raises:
+      CorpusError: a member without features when skips are not allowed.
+    """
+    usable, skipped = [], []
+    for e in examples:
+        if e.utterance_id in store:
+            usable.append(e)
+            continue
+        reason = store.why_missing(e.utterance_id)
+        if not allow_skips:
+            raise CorpusError(
+                f"{name} split: cannot use {e.path} ({e.utterance_id}): {reason}. "
+                "Evaluation splits are never shrunk silently; fix or remove the "
+                "file (training splits may skip with data.on_error='skip')."
+            )
+        skipped.append((e.utterance_id, reason))
+    if skipped:
+        logging.warning(
+            "%s split: skipped %d unreadable utterances (data.on_error='skip'): %s",
+            name,
+            len(skipped),
+            ", ".join(u for u, _ in skipped[:10])
+            + (" ..." if len(skipped) > 10 else ""),
+        )
+    return usable, skipped
+
 
 def build_split(
     name: str,
@@ -341,18 +396,9 @@ def build_split(
         longest = max((store.get(u).shape[0] for u in present), default=0)
         length = hop = max(longest, seg_cfg.length)
         min_frames, mode = 0, "first"
-    ids, labels, genders, segs, frames, index, skipped = [], [], [], [], [], [], []
-    for e in examples:
-        if e.utterance_id not in store:
-            reason = store.failed.get(e.utterance_id, "no features computed")
-            if not allow_skips:
-                raise CorpusError(
-                    f"{name} split: cannot use {e.path} ({e.utterance_id}): {reason}. "
-                    "Evaluation splits are never shrunk silently; fix or remove the "
-                    "file (training splits may skip with data.on_error='skip')."
-                )
-            skipped.append((e.utterance_id, reason))
-            continue
+    usable, skipped = usable_examples(name, examples, store, allow_skips=allow_skips)
+    ids, labels, genders, segs, frames, index = [], [], [], [], [], []
+    for e in usable:
         feats = store.get(e.utterance_id)
         if feats.shape[0] == 0:
             raise CorpusError(f"{name} split: {e.path} yields zero feature frames")
@@ -363,14 +409,6 @@ def build_split(
         genders.append(GENDER_CODE.get(e.gender, -1))
         segs.append(s)
         frames.append(v)
-    if skipped:
-        logging.warning(
-            "%s split: skipped %d unreadable utterances (data.on_error='skip'): %s",
-            name,
-            len(skipped),
-            ", ".join(u for u, _ in skipped[:10])
-            + (" ..." if len(skipped) > 10 else ""),
-        )
     if not ids:
         raise CorpusError(f"{name} split has no usable utterances")
     return SplitData(
@@ -386,7 +424,13 @@ def build_split(
 
 
 def training_stats(split: SplitData, store: FeatureStore) -> stats.NormStats:
-    """Per (bin, channel) mean/std over the real frames of the training utterances."""
+    """Per (bin, channel) mean/std over the real frames of the training utterances.
+
+    A split streamed from records (`stream.RecordSplit`) computes them in one
+    pass over its records.
+    """
+    if not isinstance(split, SplitData):
+        return split.training_stats()
     running = stats.RunningStats(store.frames.shape[1:])
     for u in split.utterance_ids:
         running.update(store.get(u))
@@ -453,6 +497,9 @@ def epoch_permutation(num_segments: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def steps_per_epoch(split: SplitData, global_batch: int) -> int:
+    """Training batches of one epoch (a `stream.RecordSplit`: its own count)."""
+    if not isinstance(split, SplitData):
+        return split.steps_per_epoch(global_batch)
     return split.num_segments // global_batch
 
 
@@ -475,10 +522,24 @@ def train_batches(
     Each process yields its `global_batch // process_count` slice of every
     global batch.
 
+    A split streamed from records (`stream.RecordSplit`) streams its own
+    batches (`stream.train_batches`, the same dicts).
+
     Args:
       random_crop: if > 0, each example is a window of this many frames cut at a
         random start (card C2 training crop); segments must be at least as long.
     """
+    if not isinstance(split, SplitData):
+        return split.train_batches(
+            norm,
+            global_batch=global_batch,
+            seed=seed,
+            epoch=epoch,
+            start_step=start_step,
+            process_index=process_index,
+            process_count=process_count,
+            random_crop=random_crop,
+        )
     if global_batch % process_count:
         raise ValueError(
             f"train.batch_size={global_batch} is not divisible by the "
@@ -526,7 +587,15 @@ def eval_batches(
     process_index: int = 0,
     process_count: int = 1,
 ):
-    """Every segment exactly once, in order, the last batch padded and masked."""
+    """Every segment exactly once, in order, the last batch padded and masked
+    (a `stream.RecordSplit` streams them from its records)."""
+    if not isinstance(split, SplitData):
+        return split.eval_batches(
+            norm,
+            global_batch=global_batch,
+            process_index=process_index,
+            process_count=process_count,
+        )
     n = split.num_segments
     steps = -(-n // global_batch)
     idx = np.full(steps * global_batch, -1, np.int64)
