@@ -23,7 +23,8 @@ the JSON (default benchmarks/results/profile_<mode>_cpu.json).
   model is timed in the same rounds for the ratio.
 * ops: single convolutions at the models' shapes, JAX (NHWC, as flax) against
   torch (NCHW): forward, input gradient and kernel gradient separately, plus
-  JAX with NCHW dimension numbers; and an LSTM layer (scan) against
+  JAX with NCHW dimension numbers and the kernel gradient of
+  `jaxpara.models.conv` (chunked shifted matmuls); and an LSTM layer (scan) against
   torch.nn.LSTM, forward and forward + backward.
 
 XLA:CPU flags are process-wide, so they are compared by running
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import sys
 import time
@@ -184,108 +184,6 @@ def _breakdown_one(pair, args) -> dict:
 # ------------------------------------------------------------ variants
 
 
-def _shift_dkernel(x, g, kernel_shape, strides, padding):
-    """Kernel gradient of an NHWC/HWIO conv as kh * kw matmuls.
-
-    dK[i, j] = sum_{b, h, w} x_pad[b, s*h + i, s*w + j, :]^T g[b, h, w, :], one
-    [C_in, B*H*W] x [B*H*W, C_out] dot per kernel offset.
-    """
-    kh, kw, cin, cout = kernel_shape
-    sh, sw = strides
-    (pt, pb), (pl, pr) = padding
-    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    ho, wo = g.shape[1:3]
-    rows = []
-    for i in range(kh):
-        for j in range(kw):
-            xs = jax.lax.slice(
-                xp,
-                (0, i, j, 0),
-                (xp.shape[0], i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin),
-                (1, sh, sw, 1),
-            )
-            rows.append(
-                jnp.einsum("bhwc,bhwo->co", xs, g, preferred_element_type=jnp.float32)
-            )
-    return jnp.stack(rows).reshape(kh, kw, cin, cout)
-
-
-def conv_shift_dkernel(
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation=None,
-    rhs_dilation=None,
-    dimension_numbers=None,
-    feature_group_count=1,
-    precision=None,
-    preferred_element_type=None,
-):
-    """`lax.conv_general_dilated` with the kernel gradient as matmuls
-    (`_shift_dkernel`); the input gradient stays XLA's. NHWC/HWIO, no
-    dilation or groups; anything else falls through to lax."""
-    dn = dimension_numbers
-    plain = dn in (("NHWC", "HWIO", "NHWC"),) or (
-        isinstance(dn, jax.lax.ConvDimensionNumbers)
-        and dn
-        == jax.lax.conv_dimension_numbers(
-            lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")
-        )
-    )
-    if plain and isinstance(padding, str):
-        padding = jax.lax.padtype_to_pads(
-            lhs.shape[1:3], rhs.shape[:2], tuple(window_strides), padding
-        )
-    if (
-        not plain
-        or feature_group_count != 1
-        or any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-    ):
-        return jax.lax.conv_general_dilated(
-            lhs,
-            rhs,
-            window_strides,
-            padding,
-            lhs_dilation,
-            rhs_dilation,
-            dimension_numbers,
-            feature_group_count,
-            precision=precision,
-            preferred_element_type=preferred_element_type,
-        )
-    strides = tuple(window_strides)
-    padding = tuple(tuple(p) for p in padding)
-
-    def conv(x, k):
-        return jax.lax.conv_general_dilated(
-            x,
-            k,
-            strides,
-            padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=precision,
-            preferred_element_type=preferred_element_type,
-        )
-
-    @jax.custom_vjp
-    def f(x, k):
-        return conv(x, k)
-
-    def fwd(x, k):
-        return conv(x, k), (x, k)
-
-    def bwd(res, g):
-        x, k = res
-        _, vjp_x = jax.vjp(lambda x: conv(x, k), x)
-        (dx,) = vjp_x(g)
-        dk = _shift_dkernel(x, g, k.shape, strides, padding).astype(k.dtype)
-        return dx, dk
-
-    f.defvjp(fwd, bwd)
-    return f(lhs, rhs)
-
-
 @contextlib.contextmanager
 def patched(variant: str):
     """Applies one variant to jaxpara's modules while tracing."""
@@ -342,28 +240,18 @@ def patched(variant: str):
             )
 
         patch(convlstm, "conv2d_same", conv2d_same)
-    elif name == "conv_shift_dkernel":
-        import flax.linen.linear as flax_linear
-
-        class _LaxConv:
-            conv_general_dilated = staticmethod(conv_shift_dkernel)
-
-            def __getattr__(self, attr):
-                return getattr(jax.lax, attr)
-
-        patch(flax_linear, "lax", _LaxConv())
     elif name == "conv_chunked_dkernel":
         import flax.linen.linear as flax_linear
 
         from jaxpara.models import conv as conv_lib
 
-        class _LaxConv2:
+        class _LaxConv:
             conv_general_dilated = staticmethod(conv_lib.conv_general_dilated)
 
             def __getattr__(self, attr):
                 return getattr(jax.lax, attr)
 
-        patch(flax_linear, "lax", _LaxConv2())
+        patch(flax_linear, "lax", _LaxConv())
     elif name == "pool_reshape":
         from jaxpara.models import layers
 
@@ -499,6 +387,8 @@ def conv_ops(rounds: int) -> dict:
 
 
 def _conv_op(name, shape, rounds) -> dict:
+    from jaxpara.models import conv as conv_lib
+
     b, h, w, cin, cout, kh, kw = shape
     rng = np.random.default_rng(0)
     x = rng.normal(size=(b, h, w, cin)).astype(np.float32)
@@ -530,9 +420,9 @@ def _conv_op(name, shape, rounds) -> dict:
     f_nhwc = jax.jit(conv_nhwc)
     dx_nhwc = jax.jit(lambda x, k, g: grads(conv_nhwc, x, k, g)[0])
     dk_nhwc = jax.jit(lambda x, k, g: grads(conv_nhwc, x, k, g)[1])
-    dk_shift = jax.jit(
+    dk_chunked = jax.jit(
         lambda x, k, g: grads(
-            lambda x, k: conv_shift_dkernel(
+            lambda x, k: conv_lib.conv_general_dilated(
                 x, k, (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC")
             ),
             x,
@@ -563,7 +453,7 @@ def _conv_op(name, shape, rounds) -> dict:
         "jax_nhwc_fwd": lambda: f_nhwc(jx, jk).block_until_ready(),
         "jax_nhwc_dinput": lambda: dx_nhwc(jx, jk, g).block_until_ready(),
         "jax_nhwc_dkernel": lambda: dk_nhwc(jx, jk, g).block_until_ready(),
-        "jax_shift_dkernel": lambda: dk_shift(jx, jk, g).block_until_ready(),
+        "jax_chunked_dkernel": lambda: dk_chunked(jx, jk, g).block_until_ready(),
         "jax_nchw_fwd": lambda: f_nchw(jxc, jkc).block_until_ready(),
         "jax_nchw_dinput": lambda: dx_nchw(jxc, jkc, gc).block_until_ready(),
         "jax_nchw_dkernel": lambda: dk_nchw(jxc, jkc, gc).block_until_ready(),
@@ -580,8 +470,8 @@ def _conv_op(name, shape, rounds) -> dict:
     }
     for n, v in med.items():
         entry[n] = {"s": round(v, 5), "gflop_per_s": round(flops / v / 1e9, 1)}
-    entry["torch_over_jax_shift_dkernel"] = round(
-        med["torch_dkernel"] / med["jax_shift_dkernel"], 3
+    entry["torch_over_jax_chunked_dkernel"] = round(
+        med["torch_dkernel"] / med["jax_chunked_dkernel"], 3
     )
     for part in ("fwd", "dinput", "dkernel"):
         entry[f"torch_over_jax_nhwc_{part}"] = round(
@@ -812,36 +702,6 @@ def trace(args) -> dict:
     return out
 
 
-def check_shift_dkernel() -> float:
-    """Max relative error of `conv_shift_dkernel`'s gradients vs lax's."""
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for stride, (kh, kw) in (
-        (1, (3, 3)),
-        (2, (3, 3)),
-        (1, (5, 3)),
-        (2, (1, 1)),
-        (2, (7, 7)),
-    ):
-        x = jnp.asarray(rng.normal(size=(2, 13, 11, 4)), jnp.float32)
-        k = jnp.asarray(rng.normal(size=(kh, kw, 4, 6)), jnp.float32)
-        pad = ((kh // 2, kh // 2), (kw // 2, kw // 2))
-        dn = ("NHWC", "HWIO", "NHWC")
-
-        def loss(conv, x, k, stride=stride, pad=pad, dn=dn):
-            return jnp.sum(
-                jnp.sin(conv(x, k, (stride, stride), pad, dimension_numbers=dn))
-            )
-
-        ref = jax.grad(functools.partial(loss, jax.lax.conv_general_dilated), (0, 1))(
-            x, k
-        )
-        new = jax.grad(functools.partial(loss, conv_shift_dkernel), (0, 1))(x, k)
-        for a, b in zip(ref, new, strict=True):
-            worst = max(worst, float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a))))
-    return worst
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("breakdown", "variants", "ops", "trace"))
@@ -863,10 +723,9 @@ def main(argv=None) -> dict:
         result = trace(args)
     else:
         result = {
-            "conv_shift_dkernel_max_rel_err": check_shift_dkernel(),
             "lstm_hoisted_dkernel_max_rel_err": check_lstm_hoisted(),
         }
-        print("conv_shift_dkernel max rel err", result, file=sys.stderr)
+        print("lstm_hoisted max rel err", result, file=sys.stderr)
         if "conv" in args.ops:
             result["conv"] = conv_ops(args.rounds)
         if "lstm" in args.ops:
