@@ -16,7 +16,9 @@ the JSON (default benchmarks/results/profile_<mode>_cpu.json).
 * variants: the engine's train step as built today ("base") against the same
   step traced with one change applied by monkeypatching (jaxpara itself is
   untouched): `lstm_unroll=N` (`lax.scan(..., unroll=N)` in
-  jaxpara.models.recurrent), `convlstm_no_remat` (the ConvLSTM's im2col conv
+  jaxpara.models.recurrent), `lstm_autodiff` (the LSTM recurrence's gradient
+  by autodiff of the scan instead of `recurrent.recurrence`'s VJP),
+  `convlstm_no_remat` (the ConvLSTM's im2col conv
   without `jax.checkpoint`), `convlstm_lax_conv` (`lax.conv_general_dilated`
   instead of im2col), `vmap_seeds` (the engine's vmapped S = 1 step with
   `state.select`, as `train_fold` runs it). The torch eager step of the same
@@ -216,6 +218,12 @@ def patched(variant: str):
                 return getattr(jax, attr)
 
         patch(recurrent, "jax", _Jax())
+    elif name == "lstm_autodiff":
+
+        def recurrence(projected, mask, kernel, dtype=jnp.float32, unroll=1):
+            return recurrent._forward(projected, mask, kernel, dtype, unroll)[:2]
+
+        patch(recurrent, "recurrence", recurrence)
     elif name == "convlstm_no_remat":
 
         def conv(inputs, kernel):

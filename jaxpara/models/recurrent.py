@@ -24,6 +24,7 @@ the padded end.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -90,6 +91,119 @@ def lstm_bias_init(features: int, forget_bias: float = 1.0):
     return init
 
 
+def _gates(z: jax.Array) -> jax.Array:
+    """[..., 4H] pre-activations -> [..., 4H] activations [i, f, g, o]."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    return jnp.concatenate(
+        [jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)], -1
+    )
+
+
+def _forward(projected, mask, kernel, dtype, unroll):
+    """The recurrence; also returns the per-step states and gate activations."""
+
+    def step(state: State, xs):
+        cell, out = state
+        proj_t, valid_t = xs
+        acts = _gates(
+            proj_t.astype(jnp.float32)
+            + jnp.dot(out.astype(dtype), kernel, preferred_element_type=jnp.float32)
+        )
+        i, f, g, o = jnp.split(acts, 4, axis=-1)
+        new_cell = f * cell + i * g
+        new_out = o * jnp.tanh(new_cell)
+        valid_t = valid_t[:, None]
+        cell = jnp.where(valid_t, new_cell, cell)
+        out = jnp.where(valid_t, new_out, out)
+        return (cell, out), (jnp.where(valid_t, new_out, 0.0), cell, out, acts)
+
+    zeros = jnp.zeros(projected.shape[1:2] + (kernel.shape[0],), jnp.float32)
+    final, (outputs, cells, outs, acts) = jax.lax.scan(
+        step, (zeros, zeros), (projected, mask), unroll=unroll
+    )
+    return outputs, final, cells, outs, acts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def recurrence(projected, mask, kernel, dtype=jnp.float32, unroll=1):
+    """LSTM recurrence over hoisted projections, time-major.
+
+    Its gradient is the one autodiff of the scan gives, arranged as cuDNN does:
+    the reverse scan only carries (dh, dc) and emits each step's dz_t; the
+    recurrent-kernel gradient is then ONE [H, T*B] x [T*B, 4H] matmul instead
+    of T small ones accumulated inside the loop.
+
+    Args:
+        projected: [time, batch, 4H] `W x_t + b`.
+        mask: [time, batch] bool, True on real frames (state frozen elsewhere).
+        kernel: [H, 4H] recurrent kernel, in `dtype`.
+        dtype: compute dtype of `h U` (accumulated in float32).
+        unroll: `lax.scan` unroll factor.
+
+    Returns:
+        (outputs [time, batch, H] float32, zero where `mask` is False; final
+        state (c, h), each [batch, H] float32).
+    """
+    outputs, final, _, _, _ = _forward(projected, mask, kernel, dtype, unroll)
+    return outputs, final
+
+
+def _recurrence_fwd(projected, mask, kernel, dtype, unroll):
+    outputs, final, cells, outs, acts = _forward(projected, mask, kernel, dtype, unroll)
+    return (outputs, final), (projected, mask, kernel, cells, outs, acts)
+
+
+def _recurrence_bwd(dtype, unroll, residuals, cotangents):
+    projected, mask, kernel, cells, outs, acts = residuals
+    d_outputs, (d_cell, d_out) = cotangents
+    zeros = jnp.zeros_like(cells[:1])
+    prev_cells = jnp.concatenate([zeros, cells[:-1]])
+    prev_outs = jnp.concatenate([zeros, outs[:-1]])
+    kernel_t = kernel.T
+
+    def back(carry, xs):
+        dh, dc = carry
+        d_output, valid, cell, prev_cell, a = xs
+        i, f, g, o = jnp.split(a, 4, axis=-1)
+        valid = valid[:, None]
+        dh_t = dh + d_output
+        tanh_c = jnp.tanh(cell)
+        dc_t = dc + dh_t * o * (1.0 - tanh_c**2)
+        dz = jnp.concatenate(
+            [
+                dc_t * g * i * (1.0 - i),
+                dc_t * prev_cell * f * (1.0 - f),
+                dc_t * i * (1.0 - g**2),
+                dh_t * tanh_c * o * (1.0 - o),
+            ],
+            -1,
+        )
+        dz = jnp.where(valid, dz, 0.0)
+        dh_prev = jnp.dot(
+            dz.astype(dtype), kernel_t, preferred_element_type=jnp.float32
+        ) + jnp.where(valid, 0.0, dh)
+        dc_prev = jnp.where(valid, dc_t * f, dc)
+        return (dh_prev, dc_prev), dz
+
+    _, dzs = jax.lax.scan(
+        back,
+        (d_out, d_cell),
+        (d_outputs, mask, cells, prev_cells, acts),
+        reverse=True,
+        unroll=unroll,
+    )
+    hidden = kernel.shape[0]
+    d_kernel = jnp.dot(
+        prev_outs.reshape(-1, hidden).astype(dtype).T,
+        dzs.reshape(-1, 4 * hidden).astype(dtype),
+        preferred_element_type=jnp.float32,
+    )
+    return dzs.astype(projected.dtype), None, d_kernel.astype(kernel.dtype)
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 class LSTM(nn.Module):
     """One LSTM layer over padded sequences (equations in the module docstring).
 
@@ -147,28 +261,12 @@ class LSTM(nn.Module):
         if self.reverse:
             projected = reverse_within_length(projected, lengths)
 
-        def step(state: State, xs: tuple[jax.Array, jax.Array]):
-            cell, out = state
-            proj_t, valid_t = xs
-            gates = proj_t.astype(jnp.float32) + jnp.dot(
-                out.astype(self.dtype),
-                recurrent_kernel,
-                preferred_element_type=jnp.float32,
-            )
-            i, f, g, o = jnp.split(gates, 4, axis=-1)
-            new_cell = jax.nn.sigmoid(f) * cell + jax.nn.sigmoid(i) * jnp.tanh(g)
-            new_out = jax.nn.sigmoid(o) * jnp.tanh(new_cell)
-            valid_t = valid_t[:, None]
-            cell = jnp.where(valid_t, new_cell, cell)
-            out = jnp.where(valid_t, new_out, out)
-            return (cell, out), jnp.where(valid_t, new_out, 0.0)
-
-        zeros = jnp.zeros((batch, hidden), jnp.float32)
-        final, outputs = jax.lax.scan(
-            step,
-            (zeros, zeros),
-            (jnp.swapaxes(projected, 0, 1), jnp.swapaxes(mask, 0, 1)),
-            unroll=self.unroll,
+        outputs, final = recurrence(
+            jnp.swapaxes(projected, 0, 1),
+            jnp.swapaxes(mask, 0, 1),
+            recurrent_kernel,
+            self.dtype,
+            self.unroll,
         )
         outputs = jnp.swapaxes(outputs, 0, 1)
         if self.reverse:
