@@ -507,12 +507,12 @@ class AttentionBLSTMFCN(nn.Module):
 
 
 class MeanContextAttention(nn.Module):
-    """E = tanh(W_h y_t + b_h) * tanh(W_m mean_t(Y) + b_m); softmax_t(W_e E)."""
+    """E = tanh(W_h y_t) * tanh(W_m mean_t(Y)); softmax_t(W_e E) (no biases)."""
 
     def __init__(self, dim, features=128):
         super().__init__()
-        self.hidden = nn.Linear(dim, features)
-        self.context = nn.Linear(dim, features)
+        self.hidden = nn.Linear(dim, features, bias=False)
+        self.context = nn.Linear(dim, features, bias=False)
         self.score = nn.Linear(features, 1, bias=False)
 
     def forward(self, y):

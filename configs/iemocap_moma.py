@@ -90,6 +90,7 @@ def get_config(arg: str = "iem4"):
     c.model.moma.blocks = 3
     c.model.moma.mixture = "raw"
     c.model.moma.attention_features = 128
+    c.model.moma.attention_bias = False  # E = tanh(W_h Y) * tanh(W_m M).
     c.model.moma.projection_features = 1024
     c.model.dropout = 0.0
     c.train.optimizer = "adam"

@@ -205,6 +205,7 @@ def _add_model(c: ml_collections.ConfigDict) -> None:
     c.model.moma.blocks = 3  # C4: attention blocks n of the MOMA layer.
     c.model.moma.mixture = "raw"  # C4: a_mix = sum gamma_n a_n: raw | softmax(gamma).
     c.model.moma.attention_features = 128  # C4: width of E in each attention block.
+    c.model.moma.attention_bias = False  # C4: E = tanh(W_h Y) * tanh(W_m M), no b.
     c.model.moma.projection_features = 1024  # C4: projection of the pooled vector.
     # -- C5 CNN-BiLSTM (seed 004); model.attention = temporal | local_self --
     c.model.conv_kernel = (5, 3)  # C5: conv kernel (time, freq).

@@ -63,6 +63,10 @@ def test_paper_settings_of_each_card():
     assert fau_blstm_fcn.get_config().protocol.validation == "none"
     moma = iemocap_moma.get_config()
     assert moma.protocol.validation == "none"
+    model = models.create_model(moma.model, 4)  # Card C4: E has no biases.
+    assert model.moma_attention_bias is False
+    moma.model.moma.attention_bias = True
+    assert models.create_model(moma.model, 4).moma_attention_bias is True
     assert selection.Rule.from_config(moma) == selection.Rule(
         metric="uar", plateau_patience=4, plateau_factor=0.1, plateau_threshold=1e-4
     )

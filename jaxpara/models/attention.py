@@ -252,19 +252,23 @@ class MeanContextAttention(nn.Module):
 
     With M the mean of Y over the valid frames (repeated over time):
 
-        E = tanh(W_h y_t + b_h) * tanh(W_m M + b_m)     (elementwise, width A)
+        E = tanh(W_h y_t) * tanh(W_m M)     (elementwise, width A)
         a = masked softmax_t(W_e E_t)
 
-    W_e has no bias (a constant shift cancels in the softmax). The block
+    as card C4 prints it, without biases; `use_bias` adds b_h and b_m inside
+    the tanhs (`model.moma.attention_bias`). W_e never has one (a constant
+    shift cancels in the softmax). The block
     returns the weights only; the caller decides how they are applied
     (MOMA layer 1: Y <- Y + a (.) Y; the MOMA layer mixes several blocks).
 
     Attributes:
         features: width A of E (seed 003: 128).
+        use_bias: biases b_h, b_m on W_h y_t and W_m M (card C4: none).
         dtype: compute dtype of the projections (weights are float32).
     """
 
     features: int = 128
+    use_bias: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -283,12 +287,14 @@ class MeanContextAttention(nn.Module):
             mask = jnp.ones(inputs.shape[:2], bool)
         context = masked_mean(inputs, mask, keepdims=True)  # [B, 1, D]
         hidden = jnp.tanh(
-            nn.Dense(self.features, dtype=self.dtype, name="hidden")(inputs)
+            nn.Dense(
+                self.features, use_bias=self.use_bias, dtype=self.dtype, name="hidden"
+            )(inputs)
         )
         ctx = jnp.tanh(
-            nn.Dense(self.features, dtype=self.dtype, name="context")(
-                context.astype(inputs.dtype)
-            )
+            nn.Dense(
+                self.features, use_bias=self.use_bias, dtype=self.dtype, name="context"
+            )(context.astype(inputs.dtype))
         )
         scores = nn.Dense(1, use_bias=False, dtype=self.dtype, name="score")(
             hidden * ctx
@@ -316,12 +322,14 @@ class AttentionMixture(nn.Module):
         num_blocks: n (seed 003: 3).
         features: width A of each block.
         mixture: 'raw' | 'softmax' (see above).
+        use_bias: the blocks' `MeanContextAttention.use_bias`.
         dtype: compute dtype of the projections (weights are float32).
     """
 
     num_blocks: int = 3
     features: int = 128
     mixture: str = "raw"
+    use_bias: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -346,9 +354,9 @@ class AttentionMixture(nn.Module):
             raise ValueError(f"model.moma.blocks={self.num_blocks}; expected >= 1")
         blocks = jnp.stack(
             [
-                MeanContextAttention(self.features, dtype=self.dtype, name=f"block{n}")(
-                    inputs, mask
-                )
+                MeanContextAttention(
+                    self.features, self.use_bias, dtype=self.dtype, name=f"block{n}"
+                )(inputs, mask)
                 for n in range(self.num_blocks)
             ],
             axis=1,

@@ -12,7 +12,9 @@ Decisions where seed 003 is silent (card C4): the pooled vector's projection to
 1024 has a ReLU (two stacked linear maps would collapse into one); gamma is
 initialised uniformly in [0, 1) and used as printed (`model.moma.mixture =
 'raw'`; 'softmax' normalises it); dropout after the projection is
-`model.dropout` (the C4 config sets 0: the paper names none).
+`model.dropout` (the C4 config sets 0: the paper names none). The attention
+blocks have no biases, as card C4 prints E (`model.moma.attention_bias=True`
+adds them inside the tanhs).
 
 Padding: the BLSTM stops at each segment's length (`frames`), every attention
 gives exactly 0 weight to padded frames and the mean context M averages the
@@ -53,6 +55,7 @@ class MOMA(Classifier):
         lstm_features: LSTM units per direction (seed 003: 512).
         blstm_layers: BLSTM encoder layers (seed 003: 2).
         moma_attention_features: width of E in every attention block (128).
+        moma_attention_bias: biases inside the blocks' tanhs (card C4: none).
         moma_blocks: attention blocks n of the MOMA layer (3).
         moma_mixture: 'raw' (a_mix = sum gamma_n a_n) | 'softmax' (softmax(gamma)).
         moma_projection_features: width of the projection of the pooled
@@ -66,6 +69,7 @@ class MOMA(Classifier):
     lstm_features: int = 512
     blstm_layers: int = 2
     moma_attention_features: int = 128
+    moma_attention_bias: bool = False
     moma_blocks: int = 3
     moma_mixture: str = "raw"
     moma_projection_features: int = 1024
@@ -87,7 +91,10 @@ class MOMA(Classifier):
 
         # Attention layer 1 with the residual projection (eq. 4-6).
         a1 = MeanContextAttention(
-            self.moma_attention_features, dtype=self.dtype, name="attention1"
+            self.moma_attention_features,
+            self.moma_attention_bias,
+            dtype=self.dtype,
+            name="attention1",
         )(y, mask)
         self.sow("intermediates", "attention_layer1", a1)
         y = y.astype(jnp.float32)
@@ -98,6 +105,7 @@ class MOMA(Classifier):
             self.moma_blocks,
             self.moma_attention_features,
             self.moma_mixture,
+            self.moma_attention_bias,
             dtype=self.dtype,
             name="moma",
         )(y, mask)

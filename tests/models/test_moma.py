@@ -36,15 +36,16 @@ def _inputs(seed=0):
 
 
 def _block_reference(params, x, length):
-    """Seed 003 eq. 4-5 in float64 over the first `length` frames of x [T, D]."""
+    """Seed 003 eq. 4-5 in float64 over the first `length` frames of x [T, D]
+    (with the biases b_h, b_m where `params` has them)."""
     y = x[:length].astype(np.float64)
     m = y.mean(0)
     p = {
         k: {n: np.asarray(v, np.float64) for n, v in d.items()}
         for k, d in params.items()
     }
-    e = np.tanh(y @ p["hidden"]["kernel"] + p["hidden"]["bias"]) * np.tanh(
-        m @ p["context"]["kernel"] + p["context"]["bias"]
+    e = np.tanh(y @ p["hidden"]["kernel"] + p["hidden"].get("bias", 0.0)) * np.tanh(
+        m @ p["context"]["kernel"] + p["context"].get("bias", 0.0)
     )
     s = e @ p["score"]["kernel"][:, 0]
     a = np.exp(s - s.max())
@@ -61,13 +62,15 @@ def _check_weights(weights, expected_rows, total=1.0):
             np.testing.assert_allclose(weights[row].sum(), total, rtol=1e-5)
 
 
-def test_mean_context_attention_matches_formula():
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_mean_context_attention_matches_formula(use_bias):
     x, mask = _inputs()
-    block = MeanContextAttention(WIDTH)
+    block = MeanContextAttention(WIDTH, use_bias)
     shapes = jax.eval_shape(block.init, jax.random.key(0), x, mask)["params"]
+    bias = {"bias": (WIDTH,)} if use_bias else {}
     assert jax.tree_util.tree_map(lambda s: s.shape, shapes) == {
-        "hidden": {"kernel": (DIM, WIDTH), "bias": (WIDTH,)},
-        "context": {"kernel": (DIM, WIDTH), "bias": (WIDTH,)},
+        "hidden": {"kernel": (DIM, WIDTH), **bias},
+        "context": {"kernel": (DIM, WIDTH), **bias},
         "score": {"kernel": (WIDTH, 1)},
     }
     params = _random_params(shapes, 1)
@@ -140,10 +143,10 @@ def test_default_moma_param_count():
         return d_in * d_out + (d_out if bias else 0)
 
     encoder = 2 * lstm(23, 512) + 2 * lstm(1024, 512)
-    block = 2 * dense(1024, 128) + dense(128, 1, bias=False)
+    block = 2 * dense(1024, 128, bias=False) + dense(128, 1, bias=False)
     head = dense(1024, 1024) + dense(1024, 4)
     expected = encoder + 4 * block + 3 + head  # layer 1 + 3 blocks, 3 gammas.
-    assert expected == 10_594_823
+    assert expected == 10_593_799
     variables = jax.eval_shape(
         lambda: MOMA(4).init(jax.random.key(0), jnp.zeros((1, 300, 23, 1)), train=False)
     )
