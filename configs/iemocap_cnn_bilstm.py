@@ -87,7 +87,7 @@ def get_config(arg: str = "model2"):
     c.model.conv_kernel = (5, 3)
     c.model.frame_features = 768
     c.model.lstm_features = 128
-    c.model.attention_features = 64
+    c.model.attention_features = 128  # Model 1 = C1's attention (width 128).
     c.model.local_attention.width = 15
     c.model.local_attention.features = 32
     c.model.local_attention.activation = "relu"

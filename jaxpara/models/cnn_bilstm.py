@@ -144,7 +144,7 @@ class CNNBiLSTM(Classifier):
         lstm_features: BiLSTM units per direction (128).
         attention: 'temporal' (Model 1) | 'local_self' (Model 2).
         attention_features: width of the temporal attention's tanh layer
-            (Model 1).
+            (Model 1 is card C1's attention: 128, seed 000 Table 2).
         attention_bias: its bias b (Model 1 is card C1's attention: none).
         local_attention_width: window of the self-attention (Model 2: 15).
         local_attention_features: width of its additive layer (keras: 32).
@@ -164,7 +164,7 @@ class CNNBiLSTM(Classifier):
     frame_features: int = 768
     lstm_features: int = 128
     attention: str = "local_self"
-    attention_features: int = 64
+    attention_features: int = 128
     attention_bias: bool = False
     local_attention_width: int = 15
     local_attention_features: int = 32

@@ -105,7 +105,7 @@ def _hand_count(num_classes, attention, use_gender):
     frame = dense(20 * 256, 768)
     rnn = 2 * lstm(768, 128)
     if attention == "temporal":
-        pool = dense(256, 64, bias=False) + dense(64, 1, bias=False)  # Card C1's.
+        pool = dense(256, 128, bias=False) + dense(128, 1, bias=False)  # Card C1's.
     else:
         pool = dense(256, 32, bias=False) + dense(256, 32) + dense(32, 1)
     gender = (2 * 300 + dense(300, 64)) if use_gender else 0
@@ -118,7 +118,7 @@ def _hand_count(num_classes, attention, use_gender):
     [
         ("local_self", True, 9_340_829),
         ("local_self", False, 9_316_869),
-        ("temporal", True, 9_340_828),
+        ("temporal", True, 9_357_276),
     ],
 )
 def test_default_param_counts(attention, use_gender, expected):
