@@ -96,7 +96,10 @@ def get_config(arg: str = "model2"):
     c.model.gender.features = 64
     c.model.head_features = 64
     c.model.dropout = 0.2
-    c.train.optimizer = "nadam"
+    # Seed 004 sec. 3.1: TensorFlow / Keras, "Adam optimizer with Nesterov
+    # momentum", momentum 0.9: Keras' Nadam, with its momentum schedule.
+    c.train.optimizer = "nadam_keras"
+    c.train.nadam_schedule_decay = 0.004
     c.train.learning_rate = 1e-4
     c.train.batch_size = 40
     c.train.eval_batch_size = 80

@@ -51,7 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.num_epochs = 30  # Passes over the training segments.
     c.train.batch_size = 64  # Global batch size (segments).
     c.train.eval_batch_size = 128  # Global evaluation batch size.
-    c.train.optimizer = "nadam"  # adam | nadam.
+    c.train.optimizer = "nadam"  # adam | nadam (optax) | nadam_keras.
+    # nadam_keras' momentum schedule: 0.004 Keras 2 / tf.keras <= 2.10, 1.0 Keras 3.
+    c.train.nadam_schedule_decay = 0.004
     c.train.learning_rate = 1e-3  # Peak learning rate.
     c.train.lr_decay = 0.0  # Per-step decay: lr / (1 + decay * step).
     c.train.weight_decay = 0.0  # Decoupled weight decay (0 = off).

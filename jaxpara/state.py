@@ -7,7 +7,7 @@ seeds) with `stack`, reads one back with `replica` and updates a subset with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -43,16 +43,87 @@ def learning_rate_fn(train_cfg):
     return lambda step: lr / (1.0 + decay * step)
 
 
+class KerasNadamState(NamedTuple):
+    count: jax.Array  # int32 updates done.
+    u_product: jax.Array  # float32 prod_{s <= count} u_s.
+    mu: Any
+    nu: Any
+
+
+def scale_by_keras_nadam(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-7,
+    schedule_decay: float = 0.004,
+) -> optax.GradientTransformation:
+    """Keras' Nadam direction (Dozat 2016 with Keras' momentum schedule).
+
+    At update t = 1, 2, ... with u_t = b1 (1 - 0.5 * 0.96^(schedule_decay t))
+    and P_t = u_1 u_2 ... u_t:
+
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+        m_hat = u_{t+1} m / (1 - P_{t+1}) + (1 - u_t) g / (1 - P_t)
+        direction = m_hat / (sqrt(v / (1 - b2^t)) + eps)
+
+    `schedule_decay=0.004` is Keras 2 / tf.keras up to TF 2.10 (optimizer_v2:
+    the momentum u_t rises from 0.45 b1 towards b1 over thousands of
+    steps); 1.0 is Keras 3 (`keras.optimizers.Nadam`). optax's `nadam` has no
+    schedule (u_t = b1) and eps 1e-8.
+    """
+
+    def init(params):
+        return KerasNadamState(
+            jnp.zeros([], jnp.int32),
+            jnp.ones([], jnp.float32),
+            jax.tree_util.tree_map(jnp.zeros_like, params),
+            jax.tree_util.tree_map(jnp.zeros_like, params),
+        )
+
+    def update(updates, state, params=None):
+        del params
+        t = (state.count + 1).astype(jnp.float32)
+        u_t = b1 * (1.0 - 0.5 * 0.96 ** (schedule_decay * t))
+        u_next = b1 * (1.0 - 0.5 * 0.96 ** (schedule_decay * (t + 1.0)))
+        u_product = state.u_product * u_t
+        mu = jax.tree_util.tree_map(
+            lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, updates
+        )
+        nu = jax.tree_util.tree_map(
+            lambda v, g: b2 * v + (1.0 - b2) * g * g, state.nu, updates
+        )
+
+        def direction(g, m, v):
+            m_hat = u_next * m / (1.0 - u_product * u_next) + (1.0 - u_t) * g / (
+                1.0 - u_product
+            )
+            return m_hat / (jnp.sqrt(v / (1.0 - b2**t)) + eps)
+
+        out = jax.tree_util.tree_map(direction, updates, mu, nu)
+        return out, KerasNadamState(state.count + 1, u_product, mu, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+OPTIMIZERS = ("adam", "nadam", "nadam_keras")
+
+
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
-    if train_cfg.optimizer not in ("adam", "nadam"):
+    """Clip -> adam | nadam (optax) | nadam_keras (`scale_by_keras_nadam` with
+    `train.nadam_schedule_decay`) -> weight decay -> learning rate."""
+    if train_cfg.optimizer not in OPTIMIZERS:
         raise ValueError(
-            f"train.optimizer={train_cfg.optimizer!r}; expected 'adam' or 'nadam'"
+            f"train.optimizer={train_cfg.optimizer!r}; expected one of {OPTIMIZERS}"
         )
     chain = []
     if train_cfg.grad_clip > 0:
         chain.append(optax.clip_by_global_norm(train_cfg.grad_clip))
-    # nadam = Adam with Nesterov momentum (Dozat 2016), as optax.nadam.
-    chain.append(optax.scale_by_adam(nesterov=train_cfg.optimizer == "nadam"))
+    if train_cfg.optimizer == "nadam_keras":
+        chain.append(
+            scale_by_keras_nadam(schedule_decay=train_cfg.nadam_schedule_decay)
+        )
+    else:
+        # nadam = Adam with Nesterov momentum (Dozat 2016), as optax.nadam.
+        chain.append(optax.scale_by_adam(nesterov=train_cfg.optimizer == "nadam"))
     if train_cfg.weight_decay > 0:
         chain.append(optax.add_decayed_weights(train_cfg.weight_decay))
     chain.append(optax.scale_by_learning_rate(learning_rate_fn(train_cfg)))

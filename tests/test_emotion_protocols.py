@@ -88,7 +88,8 @@ def test_configs_only_override_default_keys_and_build_their_models():
             5,
             "max",
         )
-        assert (cfg.train.optimizer, cfg.train.batch_size) == ("nadam", 40)
+        assert (cfg.train.optimizer, cfg.train.batch_size) == ("nadam_keras", 40)
+        assert cfg.train.nadam_schedule_decay == 0.004  # Keras 2 (TF <= 2.10).
         assert cfg.data.improvised_only and cfg.data.segment.length == 300
     with pytest.raises(ValueError, match="model3"):
         iemocap_cnn_bilstm.get_config("model3")

@@ -74,6 +74,65 @@ def test_optimizer_matches_optax(name, reference):
     np.testing.assert_allclose(p["w"], q["w"], rtol=1e-6)
 
 
+def _keras2_nadam_trace(params, grads, lr, decay, b1=0.9, b2=0.999, eps=1e-7):
+    """float64 trace of Keras 2's Nadam (tf.keras optimizer_v2 up to TF 2.10,
+    schedule_decay `decay`, 0.004 there): m_schedule, g', m', v', m_bar as its
+    source names them."""
+    p, m, v, m_schedule = np.asarray(params, np.float64), 0.0, 0.0, 1.0
+    for t, g in enumerate(grads, start=1):
+        cache_t = b1 * (1.0 - 0.5 * 0.96 ** (decay * t))
+        cache_t1 = b1 * (1.0 - 0.5 * 0.96 ** (decay * (t + 1)))
+        m_schedule_new = m_schedule * cache_t
+        m_schedule_next = m_schedule_new * cache_t1
+        m_schedule = m_schedule_new
+        g_prime = g / (1.0 - m_schedule_new)
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        m_bar = (1.0 - cache_t) * g_prime + cache_t1 * m / (1.0 - m_schedule_next)
+        p = p - lr * m_bar / (np.sqrt(v / (1.0 - b2**t)) + eps)
+    return p
+
+
+def _run_tx(tx, params, grads):
+    p, s = {"w": jnp.asarray(params, jnp.float32)}, None
+    s = tx.init(p)
+    for g in grads:
+        u, s = tx.update({"w": jnp.asarray(g, jnp.float32)}, s, p)
+        p = optax.apply_updates(p, u)
+    return np.asarray(p["w"])
+
+
+_PARAMS = np.array([1.0, -2.0, 3.0])
+_GRADS = [np.array([0.3, -0.1, 0.2]) * (i + 1) * (-1) ** i for i in range(8)]
+
+
+@pytest.mark.parametrize("decay", [0.004, 0.3])
+def test_nadam_keras_is_keras_2_nadam(decay):
+    cfg = _train_cfg(
+        optimizer="nadam_keras", learning_rate=0.01, nadam_schedule_decay=decay
+    )
+    ours = _run_tx(state_lib.make_optimizer(cfg), _PARAMS, _GRADS)
+    expected = _keras2_nadam_trace(_PARAMS, _GRADS, 0.01, decay)
+    np.testing.assert_allclose(ours, expected, rtol=2e-6)
+    # Not optax's nadam: Keras' schedule starts the momentum at 0.45 b1.
+    plain = _run_tx(optax.nadam(0.01, eps=1e-7), _PARAMS, _GRADS)
+    assert np.max(np.abs(ours - plain)) > 1e-3
+
+
+def test_nadam_keras_schedule_1_is_keras_3_nadam():
+    """schedule_decay=1.0 against keras.optimizers.Nadam itself (Keras 3)."""
+    keras = pytest.importorskip("keras")
+    var = keras.Variable(_PARAMS.astype(np.float32))
+    opt = keras.optimizers.Nadam(learning_rate=0.01)
+    for g in _GRADS:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(g.astype(np.float32)), var)])
+    cfg = _train_cfg(
+        optimizer="nadam_keras", learning_rate=0.01, nadam_schedule_decay=1.0
+    )
+    ours = _run_tx(state_lib.make_optimizer(cfg), _PARAMS, _GRADS)
+    np.testing.assert_allclose(ours, np.asarray(var.numpy()), rtol=2e-6)
+
+
 def test_unknown_optimizer_names_the_key():
     with pytest.raises(ValueError, match="train.optimizer"):
         state_lib.make_optimizer(_train_cfg(optimizer="sgd"))
