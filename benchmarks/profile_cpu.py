@@ -27,7 +27,8 @@ the JSON (default benchmarks/results/profile_<mode>_cpu.json).
   torch (NCHW): forward, input gradient and kernel gradient separately, plus
   JAX with NCHW dimension numbers and the kernel gradient of
   `jaxpara.models.conv` (chunked shifted matmuls); and an LSTM layer (scan) against
-  torch.nn.LSTM, forward and forward + backward.
+  torch.nn.LSTM, forward and forward + backward (the jaxpara LSTM at scan
+  unroll 1 and 4, with its `recurrent.recurrence` VJP).
 
 XLA:CPU flags are process-wide, so they are compared by running
 `vs_pytorch.py` once per XLA_FLAGS setting (see benchmarks/README.md).
@@ -500,96 +501,6 @@ def lstm_ops(rounds: int) -> dict:
     return out
 
 
-def lstm_hoisted_dkernel(projected, recurrent_kernel):
-    """Forward LSTM over hoisted projections [T, B, 4H] (gate order [i, f, g,
-    o], zero initial state) whose backward pass emits dz_t per step and forms
-    the recurrent-kernel gradient as ONE [H, T*B] x [T*B, 4H] matmul after the
-    reverse scan, as cuDNN / torch do, instead of accumulating h^T dz_t inside
-    it (what autodiff of `lax.scan` does). Returns h [T, B, H]."""
-    hidden = recurrent_kernel.shape[0]
-
-    def forward(projected, kernel):
-        def cell(state, z_in):
-            c, h = state
-            i, f, g, o = jnp.split(z_in + h @ kernel, 4, axis=-1)
-            i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
-            g = jnp.tanh(g)
-            c = f * c + i * g
-            h = o * jnp.tanh(c)
-            return (c, h), (c, h, jnp.concatenate([i, f, g, o], -1))
-
-        zeros = jnp.zeros(projected.shape[1:2] + (hidden,), projected.dtype)
-        _, (cs, hs, acts) = jax.lax.scan(cell, (zeros, zeros), projected)
-        return cs, hs, acts
-
-    @jax.custom_vjp
-    def run(projected, kernel):
-        return forward(projected, kernel)[1]
-
-    def fwd(projected, kernel):
-        cs, hs, acts = forward(projected, kernel)
-        return hs, (cs, hs, acts, kernel)
-
-    def bwd(res, dhs):
-        cs, hs, acts, kernel = res
-        zeros = jnp.zeros_like(cs[0])
-        c_prev = jnp.concatenate([zeros[None], cs[:-1]])
-        h_prev = jnp.concatenate([zeros[None], hs[:-1]])
-
-        def back(carry, xs):
-            dh_next, dc_next = carry
-            dh_out, c, cp, a = xs
-            i, f, g, o = jnp.split(a, 4, axis=-1)
-            dh = dh_out + dh_next
-            tc = jnp.tanh(c)
-            dc = dc_next + dh * o * (1 - tc**2)
-            dz = jnp.concatenate(
-                [
-                    dc * g * i * (1 - i),
-                    dc * cp * f * (1 - f),
-                    dc * i * (1 - g**2),
-                    dh * tc * o * (1 - o),
-                ],
-                -1,
-            )
-            return (dz @ kernel.T, dc * f), dz
-
-        _, dzs = jax.lax.scan(
-            back, (zeros, zeros), (dhs, cs, c_prev, acts), reverse=True
-        )
-        dkernel = jnp.einsum("tbh,tbg->hg", h_prev, dzs)
-        return dzs, dkernel
-
-    run.defvjp(fwd, bwd)
-    return run(projected, recurrent_kernel)
-
-
-def check_lstm_hoisted() -> float:
-    """Max relative gradient error of `lstm_hoisted_dkernel` vs autodiff."""
-    rng = np.random.default_rng(0)
-    z = jnp.asarray(rng.normal(size=(7, 3, 16)), jnp.float32)
-    u = jnp.asarray(rng.normal(size=(4, 16)) * 0.5, jnp.float32)
-
-    def plain(z, u):
-        def cell(state, z_in):
-            c, h = state
-            i, f, g, o = jnp.split(z_in + h @ u, 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (c, h), h
-
-        zeros = jnp.zeros((3, 4))
-        return jax.lax.scan(cell, (zeros, zeros), z)[1]
-
-    w = jnp.asarray(rng.normal(size=(7, 3, 4)), jnp.float32)
-    ref = jax.grad(lambda z, u: jnp.sum(w * plain(z, u)), (0, 1))(z, u)
-    new = jax.grad(lambda z, u: jnp.sum(w * lstm_hoisted_dkernel(z, u)), (0, 1))(z, u)
-    return max(
-        float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))
-        for a, b in zip(ref, new, strict=True)
-    )
-
-
 def _lstm_op(name, shape, rounds) -> dict:
     from jaxpara.models.recurrent import LSTM
 
@@ -629,19 +540,6 @@ def _lstm_op(name, shape, rounds) -> dict:
         fns[f"jax_unroll{unroll}_fwd_bwd"] = lambda g=grad, p=params: (
             jax.block_until_ready(g(p, jx))
         )
-    # Same layer (hoisted input Dense + recurrence), backward as cuDNN does.
-    hp = {
-        "w": jnp.asarray(rng.normal(size=(d, 4 * h)) * d**-0.5, jnp.float32),
-        "b": jnp.zeros((4 * h,), jnp.float32),
-        "u": jnp.asarray(rng.normal(size=(h, 4 * h)) * h**-0.5, jnp.float32),
-    }
-
-    def hoisted(p, x):
-        z = jnp.swapaxes(x @ p["w"] + p["b"], 0, 1)
-        return jnp.swapaxes(lstm_hoisted_dkernel(z, p["u"]), 0, 1)
-
-    h_grad = jax.jit(jax.grad(lambda p, x: jnp.sum(hoisted(p, x))))
-    fns["jax_hoisted_dkernel_fwd_bwd"] = lambda: jax.block_until_ready(h_grad(hp, jx))
     fns["torch_fwd"] = t_fwd
     fns["torch_fwd_bwd"] = t_grad
     times = alternate(fns, rounds, label=name)
@@ -652,9 +550,6 @@ def _lstm_op(name, shape, rounds) -> dict:
     entry["torch_over_jax_fwd"] = round(med["torch_fwd"] / med["jax_unroll1_fwd"], 3)
     entry["torch_over_jax_fwd_bwd"] = round(
         med["torch_fwd_bwd"] / med["jax_unroll1_fwd_bwd"], 3
-    )
-    entry["torch_over_jax_hoisted_dkernel_fwd_bwd"] = round(
-        med["torch_fwd_bwd"] / med["jax_hoisted_dkernel_fwd_bwd"], 3
     )
     return entry
 
@@ -730,10 +625,7 @@ def main(argv=None) -> dict:
     elif args.mode == "trace":
         result = trace(args)
     else:
-        result = {
-            "lstm_hoisted_dkernel_max_rel_err": check_lstm_hoisted(),
-        }
-        print("lstm_hoisted max rel err", result, file=sys.stderr)
+        result = {}
         if "conv" in args.ops:
             result["conv"] = conv_ops(args.rounds)
         if "lstm" in args.ops:

@@ -788,7 +788,8 @@ def count_params(model: nn.Module) -> int:
 
 
 def make_optimizer(model: nn.Module, train_cfg):
-    """torch counterpart of `jaxpara.state.make_optimizer` (adam | nadam).
+    """torch counterpart of `jaxpara.state.make_optimizer` (adam | nadam |
+    nadam_keras: torch's NAdam schedule is Keras 2's, psi = schedule_decay).
 
     Returns (optimizer, scheduler or None, description). nadam is
     `torch.optim.NAdam` (Dozat's Nesterov Adam with torch's default
@@ -807,6 +808,12 @@ def make_optimizer(model: nn.Module, train_cfg):
     elif train_cfg.optimizer == "nadam":
         opt = torch.optim.NAdam(params, lr=lr, foreach=True)
         desc = "torch.optim.NAdam(foreach=True)"
+    elif train_cfg.optimizer == "nadam_keras":  # Keras' schedule is torch's.
+        decay = train_cfg.nadam_schedule_decay
+        opt = torch.optim.NAdam(
+            params, lr=lr, eps=1e-7, momentum_decay=decay, foreach=True
+        )
+        desc = f"torch.optim.NAdam(eps=1e-7, momentum_decay={decay}, foreach=True)"
     else:
         raise ValueError(train_cfg.optimizer)
     sched = None
