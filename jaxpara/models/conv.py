@@ -17,7 +17,9 @@ than their forward convolution (benchmarks/profile_cpu.py ops, README
 additions differs (relative difference ~1e-5, tests/models/test_conv.py).
 
 Every other case (dilation, groups, other layouts, other backends:
-cuDNN's kernel gradient is fast) is `lax.conv_general_dilated` unchanged.
+cuDNN's kernel gradient is fast; kernel gradients under `MIN_FLOPS`, where
+XLA's is cheap and the custom one only doubles compile time) is
+`lax.conv_general_dilated` unchanged.
 Models pass the function to `flax.linen.Conv(conv_general_dilated=...)`, so
 the parameters and their tree are those of a plain `nn.Conv`.
 """
@@ -34,6 +36,17 @@ from jax import lax
 _NHWC = ("NHWC", "HWIO", "NHWC")
 # Bytes of input + output gradient per chunk of the kernel-gradient scan.
 CHUNK_BYTES = 4 << 20
+# Kernel-gradient FLOPs below which a convolution stays lax's: there XLA's own
+# gradient costs little and compiles in about half the time (the tiny test
+# models); the paper models' convolutions are 1e9-1e10.
+MIN_FLOPS = 1e8
+
+
+def kernel_gradient_flops(lhs_shape, rhs_shape, strides) -> float:
+    """2 B H' W' kh kw C_in C_out of an NHWC / HWIO convolution's dK."""
+    b, h, w, _ = lhs_shape
+    kh, kw, cin, cout = rhs_shape
+    return 2.0 * b * -(-h // strides[0]) * -(-w // strides[1]) * kh * kw * cin * cout
 
 
 def _is_plain(lhs, rhs, dimension_numbers) -> bool:
@@ -198,6 +211,7 @@ def conv_general_dilated(
         and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
         and feature_group_count == 1
         and batch_group_count == 1
+        and kernel_gradient_flops(lhs.shape, rhs.shape, window_strides) >= MIN_FLOPS
     )
     if not plain:
         return lax.conv_general_dilated(

@@ -12,6 +12,12 @@ from jaxpara.models import conv
 DN = ("NHWC", "HWIO", "NHWC")
 
 
+@pytest.fixture(autouse=True)
+def every_size(monkeypatch):
+    """The custom kernel gradient at the tests' small shapes too."""
+    monkeypatch.setattr(conv, "MIN_FLOPS", 0.0)
+
+
 def _dk_float64(x, g, kernel_shape, strides, padding):
     """dK[i, j] = sum_{b,h,w} x_pad[b, s h + i, s w + j]^T g[b, h, w], float64."""
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
@@ -146,3 +152,28 @@ def test_other_cases_are_lax_unchanged_and_conv_has_nn_conv_parameters():
         jnp.shape, plain.init(jax.random.key(2), x)
     )
     np.testing.assert_array_equal(layer.apply(params, x), plain.apply(params, x))
+
+
+def test_small_kernel_gradients_stay_lax(monkeypatch):
+    """Under `MIN_FLOPS` a convolution is lax's (cheap, half the compile);
+    at a paper model's size it takes the custom kernel gradient."""
+    monkeypatch.setattr(conv, "MIN_FLOPS", 1e8)
+
+    def traced(x_shape, k_shape):
+        x, k = jnp.zeros(x_shape), jnp.zeros(k_shape)
+        fn = jax.grad(
+            lambda k: conv.conv_general_dilated(
+                x, k, (1, 1), "SAME", dimension_numbers=DN
+            ).sum()
+        )
+        return str(jax.make_jaxpr(fn)(k))
+
+    assert conv.kernel_gradient_flops((8, 63, 201, 4), (3, 3, 4, 4), (1, 1)) < 1e8
+    assert "custom_vjp" not in traced((8, 63, 201, 4), (3, 3, 4, 4))
+    # ACRNN's second conv (card C1): [32, 300, 40, 32] -> 32, 3x3: 7.1 GFLOP.
+    flops = conv.kernel_gradient_flops((32, 300, 40, 32), (3, 3, 32, 32), (1, 1))
+    assert flops == 2 * 32 * 300 * 40 * 9 * 32 * 32
+    assert "custom_vjp" in traced((32, 300, 40, 32), (3, 3, 32, 32))
+    assert conv.kernel_gradient_flops((2, 15, 11, 3), (3, 3, 3, 4), (2, 1)) == (
+        2 * 2 * 8 * 11 * 9 * 3 * 4
+    )
