@@ -6,9 +6,6 @@ import csv
 import dataclasses
 import json
 import os
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -19,8 +16,7 @@ from jaxpara.audio import segment
 from jaxpara.data import corpora, pipeline, records, stream
 from jaxpara.data.types import CorpusError
 from jaxpara.errors import ConfigError
-from tests.subproc import REPO, subprocess_env
-from tests.test_train import _main_cmd, tiny_config
+from tests.test_train import tiny_config
 
 NUM_SHARDS = 5  # TFDS writes tiny data in one file unless told otherwise.
 BATCH = 8
@@ -332,43 +328,46 @@ def test_train_and_evaluate_from_records(corpus_root, records_dir, tmp_path):
     assert not os.path.exists(tmp_path / rundir.RECORDS)  # records_dir used.
 
 
-def test_sigkill_and_resume_from_records_gives_identical_results(corpus_root, tmp_path):
+class _Crash(Exception):
+    pass
+
+
+def test_crash_and_resume_from_records_gives_identical_results(
+    corpus_root, tmp_path, monkeypatch
+):
     """data.records_dir='' prepares <workdir>/records on the first run; a run
-    killed mid-epoch resumes to the results of an uninterrupted one."""
-    extra = {
-        "train.checkpoint_every_steps": 1,
-        "train.num_epochs": 1,
-        "eval.baseline": False,
-        "data.source": "records",
-    }
+    that dies right after its step-3 checkpoint resumes to the results of an
+    uninterrupted one (the stream skips the steps done). In-process: a real
+    SIGKILL of a run is tests/test_train.py's; what records add is the
+    stream's resume."""
+    from jaxpara import checkpointing, train
 
-    def run(workdir, start=subprocess.run, **kwargs):
-        cmd = _main_cmd(workdir, corpus_root, **extra)
-        return start(cmd, cwd=REPO, env=subprocess_env(devices=2), **kwargs)
-
-    ref = tmp_path / "ref"
-    run(ref, check=True, capture_output=True)
+    cfg = records_config(corpus_root, "")
+    cfg.train.checkpoint_every_steps = 1
+    cfg.train.num_epochs = 1
+    cfg.eval.baseline = False
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    train.train_and_evaluate(cfg, str(ref))
     assert os.path.exists(ref / rundir.RECORDS / "jaxpara_iemocap")
-    killed = tmp_path / "killed"
-    proc = run(
-        killed, subprocess.Popen, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    ckpt = killed / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        steps = (
-            [int(d) for d in os.listdir(ckpt) if d.isdigit()] if ckpt.exists() else []
-        )
-        if steps and max(steps) >= 3:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "run finished before it could be killed"
-    run(killed, check=True, capture_output=True)
+
+    save = checkpointing.Checkpointer.save
+
+    def save_then_die(self, step, state, meta):
+        written = save(self, step, state, meta)
+        if step == 3:
+            raise _Crash
+        return written
+
+    monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
+    with pytest.raises(_Crash):
+        train.train_and_evaluate(cfg, str(killed))
+    assert not (killed / "results.json").exists()
+    monkeypatch.setattr(checkpointing.Checkpointer, "save", save)
+    train.train_and_evaluate(cfg, str(killed))
     a = json.loads((ref / "results.json").read_text())
     b = json.loads((killed / "results.json").read_text())
     assert a["splits"] == b["splits"]
     fa = json.loads((ref / "fold_result.json").read_text())
     fb = json.loads((killed / "fold_result.json").read_text())
     assert fa["train_log"] == fb["train_log"]
+    assert len(fa["train_log"]) > 3  # The crash was mid-run.
