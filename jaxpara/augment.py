@@ -52,9 +52,11 @@ training statistics when `data.normalise`, zero beyond the valid length
 * Label smoothing (`train.label_smoothing = e`): targets (1 - e) y + e / K
   (`optax.smooth_labels`) of the one-hot or mixed labels.
 
-Speed and pitch perturbation are not here: features are extracted once and
-cached (`pipeline.FeatureStore`), so they would need the waveform front-end
-per epoch.
+Speed perturbation is not here: features are extracted once and cached
+(`pipeline.FeatureStore`), so it runs in the input pipeline instead
+(`augment.speed_factors`: fixed perturbed copies of the training utterances,
+`pipeline.speed_copies` and `io.speed_perturb`). Pitch perturbation alone
+(pitch without tempo) is not offered.
 """
 
 from __future__ import annotations

@@ -102,6 +102,9 @@ def _add_augment(c: ml_collections.ConfigDict) -> None:
     c.augment.noise_snr_min = 10.0  # Noise SNR (dB) ~ uniform [min, max] per segment.
     c.augment.noise_snr_max = 30.0  # Upper end of the noise SNR range in dB.
     c.augment.gain_db = 0.0  # Random gain ~ uniform [-g, +g] dB per segment (0 = off).
+    # Speed perturbation (input pipeline, not the step): one extra training copy
+    # of each utterance per factor, e.g. (0.9, 1.1); () = off.
+    c.augment.speed_factors = ()
 
 
 def _add_data(c: ml_collections.ConfigDict) -> None:

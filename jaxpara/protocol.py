@@ -52,6 +52,7 @@ def check_config(config) -> None:
             f"{list(io.WAVEFORM_NORMS)}"
         )
     _check_source(config.data, config.train.batch_size)
+    _check_speed_factors(config)
     if config.eval.aggregation not in ("vote", "mean", "max"):
         raise ConfigError(
             f"eval.aggregation={config.eval.aggregation!r}; expected vote, mean or max"
@@ -71,6 +72,24 @@ def check_config(config) -> None:
             raise
         except ValueError as err:
             raise ConfigError(str(err)) from err
+
+
+def _check_speed_factors(config) -> None:
+    """`augment.speed_factors`: distinct factors > 0 other than 1, in-memory data."""
+    factors = tuple(config.augment.speed_factors)
+    if not factors:
+        return
+    if any(not f > 0 or f == 1.0 for f in factors) or len(set(factors)) < len(factors):
+        raise ConfigError(
+            f"augment.speed_factors={factors}: expected distinct factors > 0 other "
+            "than 1 (1 is the original copy), e.g. (0.9, 1.1)"
+        )
+    if config.data.source != "memory":
+        raise ConfigError(
+            f"augment.speed_factors={factors} needs data.source='memory': the "
+            "perturbed copies are extracted with the features; records hold one "
+            "copy per utterance"
+        )
 
 
 def read_shards(data_cfg) -> int:
@@ -142,8 +161,13 @@ class Protocol:
             store = _open_records(config, workdir, root)
             return cls(config, workdir, corpus, root, folds, store)
         needed = {e.utterance_id for f in folds for _, ex in f.items() for e in ex}
+        trained = {e.utterance_id for f in folds for e in f.train}
         store = pipeline.FeatureStore.build(
-            [e for e in corpus.examples if e.utterance_id in needed],
+            [e for e in corpus.examples if e.utterance_id in needed]
+            + pipeline.speed_copies(
+                [e for e in corpus.examples if e.utterance_id in trained],
+                config.augment.speed_factors,
+            ),
             config.data,
             cache_dir=os.path.join(workdir, rundir.CACHE)
             if config.data.cache
@@ -235,15 +259,18 @@ def fold_data(config, corpus: Corpus, fold: Fold, store) -> tuple[dict, object, 
     # Card C2: training steps see whole utterances cut to `segment.length`
     # frames at a random start; every reported split (train included) is
     # segmented as configured (mode 'first': the crop from frame 0, padded).
+    # Speed perturbation adds its copies to what the steps see only: the
+    # reported train split and the normalisation statistics are the originals'.
     crop = config.data.segment.length if config.data.segment.random_crop else 0
-    if crop:
+    copies = pipeline.speed_copies(fold.train, config.augment.speed_factors)
+    if crop or copies:
         train = build_split(
             "train",
-            fold.train,
+            fold.train + copies,
             corpus,
             store,
             config.data,
             allow_skips=skip,
-            whole_utterances=True,
+            whole_utterances=bool(crop),
         )
     return data, train, crop

@@ -256,7 +256,7 @@ class FoldTraining:
                 self.tcfg.num_epochs,
             )
         self.norm = (
-            pipeline.training_stats(self.train, store)
+            pipeline.training_stats(self.data["train"], store)
             if config.data.normalise
             else None
         )

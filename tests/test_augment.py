@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ from jaxpara import augment, protocol, sharding, train
 from jaxpara import state as state_lib
 from jaxpara.audio import features
 from jaxpara.audio.stats import NormStats
+from jaxpara.data import pipeline
 from jaxpara.errors import ConfigError
 from tests import fake_models
 
@@ -423,6 +425,9 @@ def test_every_paper_configs_aug_variant_passes_the_schema_check(name, arg, pres
         ("augment.time_masks", -2, "augment.time_masks=-2"),
         ("augment.noise_snr_min", 40.0, "augment.noise_snr_min=40.0"),
         ("train.label_smoothing", 1.0, "train.label_smoothing=1.0"),
+        ("augment.speed_factors", (0.9, 1.0), "augment.speed_factors=(0.9, 1.0)"),
+        ("augment.speed_factors", (1.1, 1.1), "augment.speed_factors=(1.1, 1.1)"),
+        ("augment.speed_factors", (-0.9,), "augment.speed_factors=(-0.9,)"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(key, value, match):
@@ -430,9 +435,18 @@ def test_bad_values_are_one_line_config_errors(key, value, match):
     cfg.augment.freq_masks, cfg.augment.noise = 1, True
     section, name = key.split(".")
     setattr(getattr(cfg, section), name, value)
-    with pytest.raises(ConfigError, match=match.replace(".", r"\.")) as err:
+    with pytest.raises(ConfigError, match=re.escape(match)) as err:
         protocol.check_config(cfg)
     assert "\n" not in str(err.value)
+
+
+def test_speed_perturbation_needs_in_memory_features():
+    cfg = default.get_config()
+    cfg.augment.speed_factors = (0.9, 1.1)
+    protocol.check_config(cfg)
+    cfg.data.source = "records"
+    with pytest.raises(ConfigError, match="needs data.source='memory'"):
+        protocol.check_config(cfg)
 
 
 def test_tiny_training_run_with_augmentation(tmp_path, monkeypatch):
@@ -456,6 +470,7 @@ def test_tiny_training_run_with_augmentation(tmp_path, monkeypatch):
     cfg.model.name = "_test_linear"
     default.augment(cfg, "emotion")
     cfg.augment.noise, cfg.augment.gain_db = True, 3.0
+    cfg.augment.speed_factors = (0.9, 1.1)
     cfg.train.label_smoothing = 0.1
     cfg.num_seeds, cfg.train.num_epochs, cfg.train.max_steps = 2, 1, 3
     cfg.eval.baseline = False
@@ -466,3 +481,18 @@ def test_tiny_training_run_with_augmentation(tmp_path, monkeypatch):
         log = json.loads(path.read_text())["train_log"]
         assert [r["step"] for r in log] == [1, 2, 3]
         assert all(np.isfinite(r["loss"]) for r in log)
+    # The speed copies of every training utterance were extracted (the run's
+    # feature cache), none of the evaluation splits'.
+    (cache,) = tmp_path.joinpath("run", "cache").glob("features_*.npz")
+    ids = pipeline.FeatureStore.load(str(cache)).ids
+    originals = [u for u in ids if "@" not in u]
+    copies = [u for u in ids if "@" in u]
+    assert copies and len(copies) % 2 == 0
+    assert {u.rsplit("@", 1)[1] for u in copies} == {"speed0.9", "speed1.1"}
+    trained = {u.rsplit("@", 1)[0] for u in copies}
+    assert trained < set(originals)
+    # The normalisation statistics are the original training utterances'.
+    store = pipeline.FeatureStore.load(str(cache))
+    (stats_file,) = tmp_path.joinpath("run").rglob("norm_stats.npz")
+    count = NormStats.load(stats_file).count
+    assert count == sum(store.get(u).shape[0] for u in trained)

@@ -128,6 +128,35 @@ def load_audio(
     return signal
 
 
+def speed_perturb(signal: np.ndarray, rate: int, factor: float) -> np.ndarray:
+    """Speed perturbation (Ko et al. 2015, Kaldi's `sox speed`): the signal
+    played `factor` times faster, so duration / factor and every frequency
+    (pitch and formants) x factor: y(n / rate) = x(factor n / rate).
+
+    Done as a resampling (soxr 'soxr_hq'): the samples are read as if taken
+    at `rate * factor` Hz and resampled to `rate`.
+
+    Args:
+      signal: [num_samples] float32 at `rate` Hz.
+      rate: its sample rate in Hz.
+      factor: > 0; 1 returns the signal unchanged.
+
+    Returns:
+      [round(num_samples / factor)] float32 (at least 1 sample).
+    """
+    if not factor > 0:
+        raise ValueError(f"speed_perturb: factor must be > 0, got {factor}")
+    if factor == 1.0:
+        return signal
+    out = librosa.resample(
+        np.asarray(signal, np.float32),
+        orig_sr=rate * factor,
+        target_sr=rate,
+        res_type="soxr_hq",
+    )
+    return np.asarray(out if out.size else signal[:1], np.float32)
+
+
 WAVEFORM_NORMS = ("none", "zscore", "peak")
 
 

@@ -63,13 +63,17 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
     Returns:
       (signal [num_samples] float32 at `data_cfg.sample_rate`, speech_found):
       `speech_check(data_cfg)` decides speech_found, on the decoded signal
-      before band-pass and waveform normalisation.
+      before band-pass and waveform normalisation. An example with
+      `speed != 1` is speed-perturbed (`io.speed_perturb`) right after reading,
+      before every other stage.
 
     Raises:
       io.AudioError: naming the file, for unreadable or invalid audio.
     """
     rate = data_cfg.sample_rate
     signal = io.load_audio(example.path, rate, start=example.start, end=example.end)
+    if example.speed != 1.0:
+        signal = io.speed_perturb(signal, rate, example.speed)
     if data_cfg.vad.enabled:
         signal, speech_found = vad.vad_trim(
             signal,
@@ -90,6 +94,17 @@ def decode_example(example: Example, data_cfg) -> tuple[np.ndarray, bool]:
     # Last: the statistics are those of the (trimmed, filtered) speech.
     signal = io.normalise_waveform(signal, data_cfg.waveform_norm)
     return np.asarray(signal, np.float32), speech_found
+
+
+def speed_copies(examples: list[Example], factors) -> list[Example]:
+    """The speed-perturbed training copies of `examples` (`augment.speed_factors`):
+    one per example and factor, in factor-major order, id
+    `<utterance id>@speed<factor>` (the decoder reads `Example.speed`)."""
+    return [
+        dataclasses.replace(e, utterance_id=f"{e.utterance_id}@speed{f:g}", speed=f)
+        for f in factors
+        for e in examples
+    ]
 
 
 def speech_check(data_cfg) -> str:
@@ -122,7 +137,9 @@ def _examples_fingerprint(examples: list[Example]) -> str:
             file_key = (st.st_size, int(st.st_mtime))
         except OSError:
             file_key = None
-        h.update(repr((e.utterance_id, e.path, e.start, e.end, file_key)).encode())
+        key = (e.utterance_id, e.path, e.start, e.end, file_key)
+        # Speed appended only when perturbed: earlier caches stay valid.
+        h.update(repr(key if e.speed == 1.0 else (*key, e.speed)).encode())
     return h.hexdigest()[:12]
 
 

@@ -48,6 +48,8 @@ class Example:
         'test' or '' when the corpus defines none.
       start: start of the excerpt in the file, seconds.
       end: end of the excerpt in seconds; None = to the end of the file.
+      speed: speed-perturbation factor the decoder applies (1 = none; only
+        the training copies of `pipeline.speed_copies` differ).
       attrs: further corpus-specific metadata (e.g. {"improvised": "1"}).
     """
 
@@ -60,6 +62,7 @@ class Example:
     split: str = ""
     start: float = 0.0
     end: float | None = None
+    speed: float = 1.0
     attrs: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
 

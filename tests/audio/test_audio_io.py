@@ -91,3 +91,22 @@ def test_audio_info_errors_name_the_file(tmp_path):
     path = str(tmp_path / "absent.flac")
     with pytest.raises(AudioError, match=re.escape(path)):
         audio_info(path)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbation_scales_duration_and_frequency(factor):
+    from jaxpara.audio.io import speed_perturb
+
+    rate, n = 16000, 16000
+    x = tone(n, rate, freq=440.0)[:, 0]
+    y = speed_perturb(x, rate, factor)
+    assert y.dtype == np.float32
+    assert abs(y.size - n / factor) <= 1
+    # y(n / rate) = x(factor n / rate): the same tone at 440 * factor Hz,
+    # to the resampler's accuracy away from the edges (filter ramp-up).
+    t = np.arange(y.size) / rate
+    expected = 0.5 * np.sin(2 * np.pi * 440.0 * factor * t)
+    np.testing.assert_allclose(y[200:-200], expected[200:-200], atol=2e-3)
+    assert speed_perturb(x, rate, 1.0) is x
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        speed_perturb(x, rate, 0.0)

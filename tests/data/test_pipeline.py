@@ -243,3 +243,43 @@ def test_waveform_normalisation_is_the_last_signal_stage(tmp_path):
     )
     with pytest.raises(ValueError, match="data.waveform_norm='unit'"):
         io.normalise_waveform(raw, "unit")
+
+
+def test_speed_copies_reach_the_training_steps_only(corpus, tmp_path):
+    """`augment.speed_factors`: `fold_data`'s training split gains one copy of
+    each training utterance per factor, decoded through `io.speed_perturb`
+    (duration / factor); the reported splits are the originals'."""
+    from jaxpara import protocol
+    from jaxpara.data.types import Fold
+
+    cfg = default.get_config()
+    cfg.data = _data_cfg()
+    cfg.augment.speed_factors = (0.9, 1.1)
+    fold = Fold("f", train=corpus.examples[:8], validation=[], test=corpus.examples[8:])
+    copies = pipeline.speed_copies(fold.train, cfg.augment.speed_factors)
+    assert [c.utterance_id for c in copies] == [
+        f"u{i:02d}@speed{f}" for f in ("0.9", "1.1") for i in range(8)
+    ]
+    store = pipeline.FeatureStore.build(corpus.examples + copies, cfg.data)
+    data, train, crop = protocol.fold_data(cfg, corpus, fold, store)
+    originals = [e.utterance_id for e in fold.train]
+    assert crop == 0
+    assert data["train"].utterance_ids == originals
+    assert data["test"].utterance_ids == [e.utterance_id for e in fold.test]
+    assert train.utterance_ids == originals + [c.utterance_id for c in copies]
+    np.testing.assert_array_equal(
+        train.utterance_labels, np.tile(data["train"].utterance_labels, 3)
+    )
+    for copy in copies:
+        original = copy.utterance_id.split("@")[0]
+        signal = io.load_audio(copy.path, RATE)
+        expected, _ = pipeline.decode_example(
+            dataclasses.replace(copy, speed=1.0), cfg.data
+        )
+        np.testing.assert_array_equal(expected, signal)  # No other stage here.
+        decoded, _ = pipeline.decode_example(copy, cfg.data)
+        np.testing.assert_array_equal(
+            decoded, io.speed_perturb(signal, RATE, copy.speed)
+        )
+        frames = store.get(copy.utterance_id).shape[0]
+        assert abs(frames - store.get(original).shape[0] / copy.speed) <= 2
