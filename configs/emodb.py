@@ -29,7 +29,11 @@ with only what the corpus changes overridden:
                       log-Mel (40 bands, no deltas), one crop per utterance,
                       Adam 1e-3 with decay, class weights, 100 epochs.
 
-Every variant takes `,aug` (`default.augment`, the emotion preset).
+Every variant takes `,aug` (`default.augment`, the emotion preset) and
+`,spknorm` (`data.speaker_norm`: every speaker's features z-normalised with
+its own statistics, the test speaker's from its own unlabeled audio; a
+transductive, label-free step that none of the three papers takes, so it is
+an option, not the default).
 
 What EmoDB changes, for every variant:
   * corpus `emodb`: 7 classes (anger, boredom, disgust, fear, happiness,
@@ -73,8 +77,11 @@ PAPER_SWEEPS = {
 
 
 def get_config(arg: str = "acrnn"):
-    """`variant[,aug]` (`default.parse_variant`; `,aug`: `default.augment`)."""
-    variant, options = default.parse_variant(CONFIG_FILE, arg, VARIANTS)
+    """`variant[,aug][,spknorm]` (`default.parse_variant`; `,aug`:
+    `default.augment`; `,spknorm`: `data.speaker_norm`)."""
+    variant, options = default.parse_variant(
+        CONFIG_FILE, arg, VARIANTS, options=("spknorm",)
+    )
     module, paper_variant = VARIANTS[variant]
     c = module.get_config(paper_variant)
     c.data.corpus = "emodb"
@@ -93,4 +100,5 @@ def get_config(arg: str = "acrnn"):
     c.eval.icbhi_normal_label = ""
     if "aug" in options:
         default.augment(c)
+    c.data.speaker_norm = "spknorm" in options
     return c

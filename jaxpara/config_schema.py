@@ -166,6 +166,9 @@ def _add_data(c: ml_collections.ConfigDict) -> None:
     c.data.segment.random_crop = False  # Train: `length` frames, random start (C2).
 
     c.data.normalise = True  # Per (bin, channel) z-norm with training stats.
+    # First z-normalise each speaker's features with their own per (bin, channel)
+    # statistics (label-free; a test speaker's from its own audio).
+    c.data.speaker_norm = False
 
 
 def _add_model(c: ml_collections.ConfigDict) -> None:

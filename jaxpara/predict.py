@@ -18,6 +18,12 @@ file (`path, prediction, p_<class>..., speech, num_segments` or `path, ERROR,
 message`), optionally writes them as CSV, and exits with status 1 if any
 file failed (2 if the workdir cannot be used).
 
+Speaker normalisation: a run trained with `data.speaker_norm` normalised
+each speaker with their own statistics, so one call's files are taken as ONE
+speaker (normalised together with their own statistics): call once per
+speaker. With a held-out speaker's files this reproduces the run's test
+predictions.
+
 No speech: a file in which the run's front-end finds none
 (`pipeline.speech_check`: webrtcvad when the run trims with VAD, else the
 energy floor `vad.ENERGY_FLOOR_DBFS` on 30 ms frames) is still scored whole,
@@ -200,9 +206,12 @@ class Predictor:
         """(FeatureStore, SplitData or None, {utterance id: error}).
 
         The training front-end: decode + VAD + band-pass + features
-        (`FeatureStore.build`), then `build_split`'s segmentation.
+        (`FeatureStore.build`), `data.speaker_norm` (`examples` taken as one
+        speaker), then `build_split`'s segmentation.
         """
         store = pipeline.FeatureStore.build(examples, self.config.data)
+        if self.config.data.speaker_norm:  # `predict`: the call is one speaker.
+            store = pipeline.speaker_normalise(store, examples, one_speaker=True)
         errors = dict(store.failed)
         for e in examples:
             if e.utterance_id in store and store.get(e.utterance_id).shape[0] == 0:
@@ -229,7 +238,9 @@ class Predictor:
         Args:
           paths: audio files (any sample rate, channels, length).
           gender: 'm', 'f' or '' (unknown): fed to models that use it.
-          chunk_files: files featurised at once (bounds memory).
+          chunk_files: files featurised at once (bounds memory). A run
+            trained with `data.speaker_norm` takes all `paths` as ONE
+            speaker, normalised with their own statistics, in one chunk.
 
         Returns:
           One `Prediction` per path; a file that cannot be used has `error`,
@@ -238,6 +249,13 @@ class Predictor:
         if gender not in pipeline.GENDER_CODE:
             raise ArgumentError(f"gender={gender!r}; expected 'm', 'f' or ''")
         paths = list(paths)
+        if self.config.data.speaker_norm and paths:
+            chunk_files = len(paths)
+            logging.info(
+                "data.speaker_norm: the %d files are normalised as one speaker, "
+                "with their own statistics (call once per speaker)",
+                len(paths),
+            )
         out: list[Prediction] = []
         for start in range(0, len(paths), chunk_files):
             chunk = paths[start : start + chunk_files]

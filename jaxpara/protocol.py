@@ -53,6 +53,7 @@ def check_config(config) -> None:
         )
     _check_source(config.data, config.train.batch_size)
     _check_speed_factors(config)
+    _check_speaker_norm(config.data)
     if config.eval.aggregation not in ("vote", "mean", "max"):
         raise ConfigError(
             f"eval.aggregation={config.eval.aggregation!r}; expected vote, mean or max"
@@ -89,6 +90,15 @@ def _check_speed_factors(config) -> None:
             f"augment.speed_factors={factors} needs data.source='memory': the "
             "perturbed copies are extracted with the features; records hold one "
             "copy per utterance"
+        )
+
+
+def _check_speaker_norm(data_cfg) -> None:
+    """`data.speaker_norm` works on the in-memory features only."""
+    if data_cfg.speaker_norm and data_cfg.source != "memory":
+        raise ConfigError(
+            "data.speaker_norm needs data.source='memory': records hold raw "
+            "features and the stream normalises with one set of statistics"
         )
 
 
@@ -162,17 +172,20 @@ class Protocol:
             return cls(config, workdir, corpus, root, folds, store)
         needed = {e.utterance_id for f in folds for _, ex in f.items() for e in ex}
         trained = {e.utterance_id for f in folds for e in f.train}
+        examples = [e for e in corpus.examples if e.utterance_id in needed]
+        examples += pipeline.speed_copies(
+            [e for e in examples if e.utterance_id in trained],
+            config.augment.speed_factors,
+        )
         store = pipeline.FeatureStore.build(
-            [e for e in corpus.examples if e.utterance_id in needed]
-            + pipeline.speed_copies(
-                [e for e in corpus.examples if e.utterance_id in trained],
-                config.augment.speed_factors,
-            ),
+            examples,
             config.data,
             cache_dir=os.path.join(workdir, rundir.CACHE)
             if config.data.cache
             else None,
         )
+        if config.data.speaker_norm:  # The cache holds the raw features.
+            store = pipeline.speaker_normalise(store, examples)
         return cls(config, workdir, corpus, root, folds, store)
 
     @property

@@ -440,12 +440,20 @@ def test_bad_values_are_one_line_config_errors(key, value, match):
     assert "\n" not in str(err.value)
 
 
-def test_speed_perturbation_needs_in_memory_features():
+@pytest.mark.parametrize(
+    "section, key, value",
+    [("augment", "speed_factors", (0.9, 1.1)), ("data", "speaker_norm", True)],
+)
+def test_speed_perturbation_and_speaker_norm_need_in_memory_features(
+    section, key, value
+):
     cfg = default.get_config()
-    cfg.augment.speed_factors = (0.9, 1.1)
+    setattr(getattr(cfg, section), key, value)
     protocol.check_config(cfg)
     cfg.data.source = "records"
-    with pytest.raises(ConfigError, match="needs data.source='memory'"):
+    with pytest.raises(
+        ConfigError, match=rf"{section}\.{key}.* needs data.source='memory'"
+    ):
         protocol.check_config(cfg)
 
 

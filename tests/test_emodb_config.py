@@ -2,8 +2,9 @@
 
 The run (module fixture) trains `:acrnn` at test size on 8 real files of 2
 speakers plus one file of digital silence, leave-one-speaker-out (2 folds,
-no validation, 1 epoch). `jaxpara.predict` on the raw 22.05 kHz files of a
-test speaker then gives the posteriors of the run's predictions.csv, and the
+no validation, 1 epoch), with speaker normalisation (`data.speaker_norm`).
+`jaxpara.predict` on the raw 22.05 kHz files of a test speaker (one call: one
+speaker) then gives the posteriors of the run's predictions.csv, and the
 silent file is counted by the feature store, results.json and the report
 (issue 16 items 1, 5, 6). Skipped when the development copy is absent.
 """
@@ -64,6 +65,10 @@ def test_variants_check_build_and_initialise(variant):
 def test_options_unknown_variant_and_the_systems_sweep():
     assert emodb.get_config("cnn_bilstm,aug").augment.mixup_alpha == 0.2
     assert emodb.get_config("cnn_bilstm").augment.mixup_alpha == 0.0
+    assert emodb.get_config("acrnn,aug,spknorm").data.speaker_norm is True
+    assert emodb.get_config("acrnn,aug").data.speaker_norm is False
+    with pytest.raises(ValueError, match="unknown option 'spk'"):
+        emodb.get_config("acrnn,spk")
     with pytest.raises(ValueError, match="configs/emodb.py:nope"):
         emodb.get_config("nope")
     paper = sweep.paper_sweep(emodb, "systems")
@@ -109,7 +114,9 @@ def run(tmp_path_factory):
         os.symlink(REAL / "wav" / f"{name}.wav", root / "wav" / f"{name}.wav")
     sf.write(root / "wav" / f"{SILENT}.wav", np.zeros(44100), 22050, subtype="PCM_16")
     workdir = str(tmp_path_factory.mktemp("run"))
-    train.train_and_evaluate(tiny_config(str(root)), workdir)
+    cfg = tiny_config(str(root))
+    cfg.data.speaker_norm = True  # `,spknorm`: prediction must reproduce it.
+    train.train_and_evaluate(cfg, workdir)
     return {"root": root, "workdir": workdir}
 
 

@@ -297,6 +297,61 @@ class FeatureStore:
         return store
 
 
+def speaker_normalise(
+    store: FeatureStore, examples: list[Example], *, one_speaker: bool = False
+) -> FeatureStore:
+    """Speaker-level feature normalisation (`data.speaker_norm`): each
+    speaker's frames z-normalised per (bin, channel) with that speaker's own
+    mean and ddof-0 std over the real frames of all their original (speed 1)
+    utterances in `examples`; speed copies take their speaker's statistics.
+
+    It uses no label, only a speaker's audio: the statistics of a speaker held
+    out for testing come from their own test utterances (the transductive
+    speaker normalisation of speaker-independent emotion recognition).
+    `data.normalise`'s training statistics are computed after it, as usual.
+
+    Args:
+      store: the features (not modified).
+      examples: the examples of `store` (grouped by `Example.speaker`); ids not
+        in `store` (unreadable files) are ignored.
+      one_speaker: all examples are one speaker (prediction on new files).
+
+    Returns:
+      A `FeatureStore` with the same ids and offsets, frames normalised.
+
+    Raises:
+      CorpusError: an example without a speaker (when not `one_speaker`), or a
+        speaker with no original utterance.
+    """
+    members: dict[str, list[Example]] = {}
+    for e in examples:
+        if e.utterance_id not in store:
+            continue
+        if not (e.speaker or one_speaker):
+            raise CorpusError(
+                f"data.speaker_norm: {e.path} ({e.utterance_id}) has no speaker; "
+                "this corpus cannot be normalised per speaker"
+            )
+        members.setdefault("" if one_speaker else e.speaker, []).append(e)
+    frames = store.frames.copy()
+    for speaker, group in members.items():
+        running = stats.RunningStats(store.frames.shape[1:])
+        for e in group:
+            if e.speed == 1.0:
+                running.update(store.get(e.utterance_id))
+        if running.count == 0:
+            raise CorpusError(
+                f"data.speaker_norm: speaker {speaker!r} has no original utterance "
+                "with features"
+            )
+        norm = running.result()
+        for e in group:
+            i = store._index[e.utterance_id]
+            lo, hi = store.offsets[i], store.offsets[i + 1]
+            frames[lo:hi] = norm.apply(store.frames[lo:hi])
+    return dataclasses.replace(store, frames=frames)
+
+
 # ------------------------------------------------------------ 3. segments
 @dataclasses.dataclass
 class SplitData:

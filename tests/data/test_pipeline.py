@@ -283,3 +283,33 @@ def test_speed_copies_reach_the_training_steps_only(corpus, tmp_path):
         )
         frames = store.get(copy.utterance_id).shape[0]
         assert abs(frames - store.get(original).shape[0] / copy.speed) <= 2
+
+
+def test_speaker_normalisation_uses_each_speakers_own_statistics(corpus, store):
+    """`speaker_normalise` against a float64 NumPy z-score per speaker; speed
+    copies take their speaker's (originals') statistics."""
+    from jaxpara.audio.stats import STD_FLOOR
+    from jaxpara.data.types import CorpusError
+
+    copies = pipeline.speed_copies(corpus.examples[:2], (1.1,))
+    both = pipeline.FeatureStore.build(corpus.examples + copies, _data_cfg())
+    normed = pipeline.speaker_normalise(both, corpus.examples + copies)
+    assert normed.ids == both.ids
+    np.testing.assert_array_equal(normed.offsets, both.offsets)
+    for speaker in ("s0", "s1", "s2"):
+        own = [e.utterance_id for e in corpus.examples if e.speaker == speaker]
+        x = np.concatenate([both.get(u) for u in own]).astype(np.float64)
+        mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), STD_FLOOR)
+        for u in own + [c.utterance_id for c in copies if c.speaker == speaker]:
+            np.testing.assert_allclose(
+                normed.get(u), (both.get(u) - mean) / std, rtol=1e-4, atol=1e-4
+            )
+    z = np.concatenate([normed.get(e.utterance_id) for e in corpus.examples[::3]])
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-4)  # Speaker s0.
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-3)
+    # One speaker for the whole call (prediction).
+    one = pipeline.speaker_normalise(store, corpus.examples, one_speaker=True)
+    np.testing.assert_allclose(one.frames.mean(axis=(0,)), 0.0, atol=1e-4)
+    anonymous = dataclasses.replace(corpus.examples[0], speaker="")
+    with pytest.raises(CorpusError, match="u00.wav .u00. has no speaker"):
+        pipeline.speaker_normalise(store, [anonymous])
