@@ -174,10 +174,14 @@ class FeatureStore:
         """Why an utterance has no features (`usable_examples`)."""
         return self.failed.get(utterance_id, "no features computed")
 
+    def span(self, utterance_id: str) -> slice:
+        """The rows of `frames` that hold one utterance."""
+        i = self._index[utterance_id]
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
     def get(self, utterance_id: str) -> np.ndarray:
         """Features [T, F, C] of one utterance."""
-        i = self._index[utterance_id]
-        return self.frames[self.offsets[i] : self.offsets[i + 1]]
+        return self.frames[self.span(utterance_id)]
 
     def save(self, path: str) -> None:
         tmp = f"{path}.{os.getpid()}.tmp.npz"  # Processes may share the cache.
@@ -346,9 +350,8 @@ def speaker_normalise(
             )
         norm = running.result()
         for e in group:
-            i = store._index[e.utterance_id]
-            lo, hi = store.offsets[i], store.offsets[i + 1]
-            frames[lo:hi] = norm.apply(store.frames[lo:hi])
+            rows = store.span(e.utterance_id)
+            frames[rows] = norm.apply(store.frames[rows])
     return dataclasses.replace(store, frames=frames)
 
 
