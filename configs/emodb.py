@@ -29,11 +29,18 @@ with only what the corpus changes overridden:
                       log-Mel (40 bands, no deltas), one crop per utterance,
                       Adam 1e-3 with decay, class weights, 100 epochs.
 
-Every variant takes `,aug` (`default.augment`, the emotion preset) and
+Every variant takes `,aug` (`default.augment`, the emotion preset),
 `,spknorm` (`data.speaker_norm`: every speaker's features z-normalised with
 its own statistics, the test speaker's from its own unlabeled audio; a
 transductive, label-free step that none of the three papers takes, so it is
-an option, not the default).
+an option, not the default) and `,small` (`SMALL`: the reduced widths, epochs
+and batch of the README's EmoDB table, 2 seeds, sized for a 2-core CPU; not
+the papers' models). The README's table is one sweep:
+
+    python -m jaxpara.sweep --config=configs/emodb.py --workdir=/tmp/emodb \
+        --config.data.root=/data/emodb --grid=variant=acrnn+small,\
+    acrnn+small+spknorm,acrnn+small+aug+spknorm,blstm_fcn+small+spknorm,\
+    blstm_fcn+small+aug+spknorm
 
 What EmoDB changes, for every variant:
   * corpus `emodb`: 7 classes (anger, boredom, disgust, fear, happiness,
@@ -64,6 +71,35 @@ VARIANTS = {
 # 2.0 s at a 10 ms hop: 201 frames; one 200-frame segment per utterance.
 SEGMENT_FRAMES = 200
 
+# `,small`: the reduced widths and budgets of the README's EmoDB table, what a
+# 10-fold x 2-seed cell costs on the 2-core reference CPU (~2 h per cell for
+# the ACRNN and the BLSTM-FCN, one core each). Every variant: 2 seeds.
+SMALL = {
+    "acrnn": {  # 116,023 parameters (card C1: 32 / 64 conv, 256, 128, 128).
+        "model.conv_features": (16, 32),
+        "model.frame_features": 128,
+        "model.lstm_features": 64,
+        "model.attention_features": 64,
+        "train.num_epochs": 20,  # Batch 16 as the card.
+    },
+    "cnn_bilstm": {  # Card C5: 128 / 256 x 5 conv, 768, 128, 128, batch 40.
+        "model.conv_features": (32, 64, 64, 64, 64, 64),
+        "model.frame_features": 128,
+        "model.lstm_features": 64,
+        "model.attention_features": 64,
+        "train.num_epochs": 15,
+        "train.batch_size": 16,
+    },
+    "blstm_fcn": {  # Card C3: 64 / 128 / 128 conv, LSTM 128, head 128, 100 epochs.
+        "model.conv_features": (32, 64, 64),
+        "model.lstm_features": 64,
+        "model.head_features": 64,
+        "model.attention_features": 32,
+        "train.num_epochs": 15,
+        "train.batch_size": 32,
+    },
+}
+
 # `python -m jaxpara.sweep --grid=paper`: the three systems, UAR / WA mean +-
 # ddof-0 std over the 10 folds. No paper reports them on EmoDB: no figures.
 PAPER_SWEEPS = {
@@ -77,10 +113,10 @@ PAPER_SWEEPS = {
 
 
 def get_config(arg: str = "acrnn"):
-    """`variant[,aug][,spknorm]` (`default.parse_variant`; `,aug`:
-    `default.augment`; `,spknorm`: `data.speaker_norm`)."""
+    """`variant[,aug][,spknorm][,small]` (`default.parse_variant`; `,aug`:
+    `default.augment`; `,spknorm`: `data.speaker_norm`; `,small`: `SMALL`)."""
     variant, options = default.parse_variant(
-        CONFIG_FILE, arg, VARIANTS, options=("spknorm",)
+        CONFIG_FILE, arg, VARIANTS, options=("spknorm", "small")
     )
     module, paper_variant = VARIANTS[variant]
     c = module.get_config(paper_variant)
@@ -98,6 +134,11 @@ def get_config(arg: str = "acrnn"):
     c.protocol.validation = "default"
     c.eval.positive_label = ""
     c.eval.icbhi_normal_label = ""
+    if "small" in options:
+        c.num_seeds = 2
+        for key, value in SMALL[variant].items():
+            section, name = key.split(".")
+            setattr(c[section], name, value)
     if "aug" in options:
         default.augment(c)
     c.data.speaker_norm = "spknorm" in options

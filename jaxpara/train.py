@@ -669,6 +669,24 @@ def train_fold(
 
 
 # ---------------------------------------------------------------- protocol
+def remaining_estimate(durations: list[float], remaining: int) -> str:
+    """'; ~M min left (...)' for the fold-start line, '' before any program.
+
+    Args:
+      durations: wall seconds of each program (fold x seed group) finished in
+        this process so far (a finished program a resume skips counts too, at
+        its near-zero cost, so the estimate starts low after a resume).
+      remaining: programs still to run, including the one starting now.
+    """
+    if not durations:
+        return ""
+    mean = sum(durations) / len(durations)
+    return (
+        f"; ~{mean * remaining / 60:.0f} min left ({remaining} programs at "
+        f"{mean / 60:.1f} min, the mean of the {len(durations)} done)"
+    )
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
     """Runs the config's protocol (folds x seeds) and writes the results files.
 
@@ -684,14 +702,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if jax.process_index() == 0:  # What jaxpara.predict / report rebuild from.
         rundir.write_config(workdir, config)
     setup = protocol.Protocol.from_config(config, workdir)
-    fold_results = []
-    for run in setup.plan():
+    fold_results, runs, durations = [], setup.plan(), []
+    for k, run in enumerate(runs):
         logging.info(
-            "=== fold %s, seeds %s -> %s", run.fold.name, run.seeds, run.program.dir
+            "=== fold %s (program %d of %d), seeds %s -> %s%s",
+            run.fold.name,
+            k + 1,
+            len(runs),
+            run.seeds,
+            run.program.dir,
+            remaining_estimate(durations, len(runs) - k),
         )
+        t_run = time.time()
         trained = train_fold(
             config, setup.corpus, run.fold, setup.store, run.program, seeds=run.seeds
         )
+        durations.append(time.time() - t_run)
         for seed, r in zip(run.seeds, trained):
             r.update(fold=run.fold.name, seed=seed, warnings=run.fold.warnings)
             fold_results.append(r)

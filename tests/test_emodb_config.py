@@ -84,6 +84,50 @@ def test_options_unknown_variant_and_the_systems_sweep():
     ]
 
 
+# variant -> parameters at the paper width and with `,small` (7 classes).
+PARAMS = {
+    "acrnn": (452_199, 116_023),
+    "cnn_bilstm": (9_341_024, 582_336),
+    "blstm_fcn": (864_967, 227_687),
+}
+
+
+def _flat(config) -> dict:
+    out = {}
+    for key, value in config.items():
+        if hasattr(value, "items"):
+            out.update({f"{key}.{k}": v for k, v in _flat(value).items()})
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("variant", sorted(PARAMS))
+def test_small_option_changes_only_its_keys_and_the_seeds(variant):
+    paper, small = (_flat(emodb.get_config(a)) for a in (variant, f"{variant},small"))
+    changed = {k for k in paper if paper[k] != small[k]}
+    assert changed == set(emodb.SMALL[variant]) | {"num_seeds"}
+    assert small["num_seeds"] == 2
+    assert all(small[k] == v for k, v in emodb.SMALL[variant].items())
+    # Options compose in any order; `,aug` masks depend on nothing `,small` sets.
+    assert _flat(emodb.get_config(f"{variant},aug,small,spknorm")) == _flat(
+        emodb.get_config(f"{variant}+spknorm+small+aug")
+    )
+    counts = []
+    for arg in (variant, f"{variant},small"):
+        cfg = emodb.get_config(arg)
+        spec = features_lib.FeatureSpec.from_config(
+            cfg.data.features, cfg.data.sample_rate
+        )
+        shape = (cfg.data.segment.length, spec.num_bins, spec.num_channels)
+        model = models.create_model(cfg.model, len(emodb_reader.LABELS))
+        abstract = state_lib.abstract_state(
+            model, state_lib.make_optimizer(cfg.train), shape, 1
+        )
+        counts.append(models.count_params(abstract.params))
+    assert tuple(counts) == PARAMS[variant]
+
+
 # ----------------------------------------------------- real EmoDB, tiny run
 def tiny_config(root: str):
     """`:acrnn` at test size: tiny widths, 60-frame segments, 1 epoch."""

@@ -406,3 +406,12 @@ def test_no_validation_trains_fixed_epochs_and_reports_the_final_checkpoint(
     assert meta["finished"] is True
     model = predict.load_model(str(tmp_path))
     assert model.checkpoint == {"kind": "latest", "step": latest.latest_step()}
+
+
+def test_remaining_estimate_is_the_mean_program_time_times_what_is_left():
+    from jaxpara import train
+
+    assert train.remaining_estimate([], 10) == ""
+    # Two programs done in 10 and 14 min: 12 min each, 8 left -> 96 min.
+    line = train.remaining_estimate([600.0, 840.0], 8)
+    assert line == "; ~96 min left (8 programs at 12.0 min, the mean of the 2 done)"
