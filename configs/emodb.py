@@ -71,9 +71,10 @@ VARIANTS = {
 # 2.0 s at a 10 ms hop: 201 frames; one 200-frame segment per utterance.
 SEGMENT_FRAMES = 200
 
-# `,small`: the reduced widths and budgets of the README's EmoDB table, what a
-# 10-fold x 2-seed cell costs on the 2-core reference CPU (~2 h per cell for
-# the ACRNN and the BLSTM-FCN, one core each). Every variant: 2 seeds.
+# `,small`: the reduced widths and budgets of the README's EmoDB table, sized
+# for the 2-core reference CPU: a 10-fold x 2-seed cell took ~80 core-minutes
+# for the ACRNN, ~130 for the BLSTM-FCN (the CNN-BiLSTM's, ~3.5 core-hours, is
+# an estimate from its training rate). Every variant: 2 seeds.
 SMALL = {
     "acrnn": {  # 116,023 parameters (card C1: 32 / 64 conv, 256, 128, 128).
         "model.conv_features": (16, 32),
